@@ -1,0 +1,94 @@
+"""The array-module switch.
+
+All array math in minibp goes through ``xp``, the module returned by
+:func:`get_backend`: NumPy by default, CuPy when ``MINIBP_BACKEND=cupy`` is set
+before import or after ``minibp.set_backend("cupy")``. Layers never convert
+between host and device on their own; :func:`to_numpy` is the one explicit way
+back to the host (for logging, checkpoints and plots).
+
+Chainer's idiom is followed: ``xp = get_array_module(x)`` picks the module an
+array belongs to, and CuPy is imported lazily inside ``try`` so that
+``import minibp`` works on machines without it.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy
+
+__all__ = ["get_backend", "set_backend", "get_array_module", "to_numpy", "asarray", "backend_name"]
+
+_INSTALL_HINT = (
+    "install the GPU extra with `pip install 'minibp[gpu]'` (CuPy for CUDA 12) or the CuPy wheel "
+    "matching your CUDA version (see https://docs.cupy.dev/en/stable/install.html), "
+    "or use the NumPy backend: MINIBP_BACKEND=numpy / --backend numpy"
+)
+
+_xp: ModuleType = numpy
+
+
+def _load_cupy() -> ModuleType:
+    try:
+        import cupy  # noqa: PLC0415  (optional dependency, imported on demand)
+    except ImportError as err:
+        raise RuntimeError(f"the CuPy backend was requested but CuPy is not installed: {_INSTALL_HINT}") from err
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDA driver missing or broken
+        raise RuntimeError(f"CuPy is installed but no usable CUDA GPU was found ({err}); {_INSTALL_HINT}") from err
+    if n < 1:
+        raise RuntimeError(f"CuPy is installed but no CUDA GPU is visible; {_INSTALL_HINT}")
+    return cupy
+
+
+def set_backend(name: str) -> ModuleType:
+    """Select the array module for new arrays: ``"numpy"`` or ``"cupy"``. Returns it."""
+    global _xp
+    key = str(name).strip().lower()
+    if key == "numpy":
+        _xp = numpy
+    elif key == "cupy":
+        _xp = _load_cupy()
+    else:
+        raise ValueError(f"unknown backend {name!r}: choose 'numpy' or 'cupy'")
+    return _xp
+
+
+def get_backend() -> ModuleType:
+    """The array module new arrays are created with (NumPy unless switched)."""
+    return _xp
+
+
+def backend_name() -> str:
+    return "cupy" if _xp is not numpy else "numpy"
+
+
+def get_array_module(*arrays: Any) -> ModuleType:
+    """The module (NumPy or CuPy) that ``arrays`` belong to, as in Chainer and CuPy."""
+    for a in arrays:
+        mod = type(a).__module__
+        if mod.startswith("cupy"):
+            import cupy  # noqa: PLC0415
+
+            return cupy
+    return numpy
+
+
+def to_numpy(x: Any) -> numpy.ndarray:
+    """Explicit copy of an array to the host (a no-op view for NumPy arrays)."""
+    if type(x).__module__.startswith("cupy"):
+        return x.get()
+    return numpy.asarray(x)
+
+
+def asarray(x: Any, dtype: Any = None) -> Any:
+    """``x`` as an array of the current backend (an explicit host-to-device copy for CuPy)."""
+    return _xp.asarray(x, dtype=dtype)
+
+
+_env = os.environ.get("MINIBP_BACKEND", "").strip()
+if _env:
+    set_backend(_env)

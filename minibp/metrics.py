@@ -1,0 +1,72 @@
+"""Alignment metrics of the paper's Fig 4, and accuracy.
+
+* **matrix angle** (Fig 4a): the angle between ``vec(F_l)`` and ``vec(W_lᵀ)``, where
+  ``F_l`` is the feedback matrix the rule actually uses (``B_l`` for FA, WM, KP;
+  ``sign(W_l)ᵀ·scale`` for SS; ``W_lᵀ`` for BP, whose angle is 0 by definition);
+* **delta angle** (Fig 4b): the angle between the rule's ``δ_l`` and backprop's
+  ``δ_l`` computed on the *same* forward pass, flattened over the whole batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .backend import get_array_module, to_numpy
+from .network import Sequential
+from .rules import Backprop, Rule
+
+Array = Any
+_BP = Backprop()
+
+
+def angle(a: Array, b: Array) -> float:
+    """Angle in degrees between ``vec(a)`` and ``vec(b)``.
+
+    Uses ``2·atan2(‖â − b̂‖, ‖â + b̂‖)`` on the unit vectors, which stays accurate for
+    angles near 0° and 180° where ``arccos`` of the cosine loses all digits.
+    Returns ``nan`` if either vector is zero.
+    """
+    xp = get_array_module(a, b)
+    if a.size != b.size:
+        raise ValueError(f"cannot take the angle between arrays of {a.size} and {b.size} elements")
+    a = a.astype(xp.float64).ravel()  # astype makes a contiguous copy, so ravel is free
+    b = b.astype(xp.float64).ravel()
+    na, nb = float(xp.sqrt(a @ a)), float(xp.sqrt(b @ b))
+    if na == 0 or nb == 0:
+        return math.nan
+    a /= na
+    b /= nb
+    diff, total = a - b, a + b
+    return math.degrees(2 * math.atan2(float(xp.sqrt(diff @ diff)), float(xp.sqrt(total @ total))))
+
+
+def matrix_angles(net: Sequential, rule: Rule) -> list[float]:
+    """``∠(F_l, W_lᵀ)`` for every weight layer, input to output (Fig 4a)."""
+    return [angle(rule.feedback_matrix(layer), layer.transpose_weight()) for layer in net.weight_layers]
+
+
+def delta_angles(net: Sequential, rule: Rule, x: Array, targets: Array, loss_fn: Any) -> list[float]:
+    """``∠(δ_l, δ_l^BP)`` at the output of every hidden weight layer (Fig 4b).
+
+    One forward pass; two feedback passes from the same output error, one with the
+    rule's feedback matrices and one with ``Wᵀ``. Neither stores gradients, so
+    training is untouched. The output layer is left out: its ``δ`` is the loss
+    gradient itself, the same under every rule.
+    """
+    out = net.forward(x, train=True)
+    _, dout = loss_fn(out, targets)
+    mine = net.backward(dout, rule, train=False)
+    ref = net.backward(dout, _BP, train=False)
+    return [angle(m, r) for m, r in zip(mine[:-1], ref[:-1])]
+
+
+def accuracy(logits: Array, labels: Array) -> float:
+    """Fraction of rows whose largest output is the label."""
+    return float(to_numpy((logits.argmax(axis=1) == labels).mean()))
+
+
+def summarize_angles(values: list[float]) -> str:
+    return " ".join("nan" if np.isnan(v) else f"{v:5.1f}" for v in values)

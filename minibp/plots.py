@@ -1,0 +1,74 @@
+"""Figures in the style of the paper's Fig 3 (test error per epoch, one line per rule)
+and Fig 4 (matrix and delta angles per layer, input layers to output layers in a colour ramp)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+#: one colour per rule, fixed so every figure reads the same
+RULE_COLORS = {"bp": "#222222", "fa": "#1f77b4", "ss": "#2ca02c", "wm": "#d62728", "kp": "#ff7f0e"}
+RULE_LABELS = {"bp": "BP", "fa": "FA", "ss": "SS", "wm": "WM", "kp": "KP"}
+
+
+def _layer_colors(n: int) -> list[Any]:
+    cmap = plt.get_cmap("viridis")
+    return [cmap(i / max(n - 1, 1)) for i in range(n)]
+
+
+def plot_angles(ax: Any, history: Sequence[Mapping[str, Any]], key: str, title: str) -> None:
+    """One line per layer of ``record[key]`` over epochs, input (dark) to output (light)."""
+    epochs = [r["epoch"] for r in history]
+    n = len(history[0][key])
+    for i, color in enumerate(_layer_colors(n)):
+        ax.plot(epochs, [r[key][i] for r in history], color=color, lw=1.5, label=f"layer {i + 1}")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylim(0, 95)
+    ax.set_yticks([0, 30, 60, 90])
+    ax.grid(alpha=0.3)
+
+
+def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path, title: str = "") -> Path:
+    """Save a figure with test error per epoch (Fig 3) and, per rule, matrix angles (Fig 4a)
+    and delta angles (Fig 4b) per layer. Returns the path written."""
+    rules = list(histories)
+    fig = plt.figure(figsize=(3.0 * max(len(rules), 2), 8.5), layout="constrained")
+    grid = fig.add_gridspec(3, len(rules))
+    ax = fig.add_subplot(grid[0, :])
+    for rule, hist in histories.items():
+        ax.plot(
+            [r["epoch"] for r in hist],
+            [100 * (1 - r["test_accuracy"]) for r in hist],
+            color=RULE_COLORS.get(rule),
+            lw=2,
+            label=RULE_LABELS.get(rule, rule),
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("top-1 test error (%)")
+    ax.set_yscale("log")
+    ax.set_title(f"Test error{f' ({title})' if title else ''}")
+    ax.legend(ncol=len(rules), frameon=False)
+    ax.grid(alpha=0.3, which="both")
+    for j, (rule, hist) in enumerate(histories.items()):
+        name = RULE_LABELS.get(rule, rule)
+        a = fig.add_subplot(grid[1, j])
+        plot_angles(a, hist, "matrix_angle", f"{name}: matrix angle ∠(B, Wᵀ)")
+        if j == 0:
+            a.set_ylabel("degrees")
+        a.legend(fontsize=7, frameon=False)
+        d = fig.add_subplot(grid[2, j])
+        plot_angles(d, hist, "delta_angle", f"{name}: delta angle ∠(δ, δ_BP)")
+        d.set_xlabel("epoch")
+        if j == 0:
+            d.set_ylabel("degrees")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
