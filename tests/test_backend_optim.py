@@ -1,0 +1,92 @@
+"""The array-module switch, the optimizer (eq 16) and the learning-rate schedules."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minibp
+from minibp import SGD, Dense
+from minibp.optim import Cosine, Step, get_schedule
+
+HAS_CUPY = importlib.util.find_spec("cupy") is not None
+
+
+def test_numpy_is_the_default_backend():
+    assert minibp.get_backend() is np
+    assert minibp.get_array_module(np.zeros(2)) is np
+    assert isinstance(minibp.to_numpy(np.zeros(2)), np.ndarray)
+
+
+@pytest.mark.skipif(HAS_CUPY, reason="CuPy is installed here")
+def test_asking_for_cupy_without_it_says_how_to_install():
+    with pytest.raises(
+        RuntimeError, match=r"CuPy is not installed: install the GPU extra with `pip install 'minibp\[gpu\]'`"
+    ):
+        minibp.set_backend("cupy")
+    assert minibp.get_backend() is np
+    code = "import minibp"
+    env_run = subprocess.run(
+        [sys.executable, "-c", code], env={"MINIBP_BACKEND": "cupy", "PATH": ""}, capture_output=True, text=True
+    )
+    assert env_run.returncode != 0 and "CuPy is not installed" in env_run.stderr
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValueError, match="unknown backend 'jax'"):
+        minibp.set_backend("jax")
+
+
+def test_import_works_without_cupy():
+    out = subprocess.run(
+        [sys.executable, "-c", "import minibp, sys; print('cupy' in sys.modules)"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "False"
+
+
+def _layer_with_grad(seed=0):
+    rng = np.random.default_rng(seed)
+    layer = Dense(3, 2, rng=rng, dtype="float64", name="d")
+    layer.grads = {"W": rng.standard_normal((2, 3)), "b": rng.standard_normal(2)}
+    return layer
+
+
+def test_sgd_matches_a_hand_written_momentum_loop():
+    """v ← μ v + g + wd·p, p ← p − η v for W; biases get no decay."""
+    layer = _layer_with_grad()
+    W, b = layer.W.copy(), layer.b.copy()
+    vW, vb = np.zeros_like(W), np.zeros_like(b)
+    opt = SGD(0.1, momentum=0.9, weight_decay=0.01)
+    for _ in range(4):
+        opt.step([layer])
+        vW = 0.9 * vW + layer.grads["W"] + 0.01 * W
+        vb = 0.9 * vb + layer.grads["b"]
+        W, b = W - 0.1 * vW, b - 0.1 * vb
+    np.testing.assert_allclose(layer.W, W, rtol=1e-14)
+    np.testing.assert_allclose(layer.b, b, rtol=1e-14)
+
+
+def test_plain_sgd_is_eq16():
+    """ΔW = −η g − λ W with λ = η·wd."""
+    layer = _layer_with_grad(1)
+    W0 = layer.W.copy()
+    SGD(0.2, weight_decay=0.5).step([layer])
+    np.testing.assert_allclose(layer.W, W0 - 0.2 * layer.grads["W"] - 0.2 * 0.5 * W0, rtol=1e-14)
+
+
+def test_schedules():
+    assert Step([32], 0.1)(1.0, 31.9) == 1.0 and Step([32], 0.1)(1.0, 32) == pytest.approx(0.1)
+    assert Step([2, 4], 0.5)(1.0, 5) == 0.25
+    cos = Cosine(10)
+    assert cos(1.0, 0) == 1.0 and cos(1.0, 5) == pytest.approx(0.5) and cos(1.0, 10) == pytest.approx(0.0)
+    assert get_schedule("constant", epochs=3)(0.3, 2) == 0.3
+    with pytest.raises(ValueError, match="needs milestones"):
+        get_schedule("step", epochs=3)
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        get_schedule("exp", epochs=3)
+    with pytest.raises(ValueError, match="momentum must lie in"):
+        SGD(0.1, momentum=1.0)

@@ -1,0 +1,134 @@
+"""Training API, command line, determinism, run files and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from minibp import TrainConfig, TrainingDiverged, compare, train
+from minibp.cli import main
+from minibp.data import Dataset, load_digits
+from minibp.metrics import angle
+
+SMALL = dict(epochs=2, hidden=(16,), batch_size=64, probe_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_digits()
+
+
+def test_digits_split_is_fixed_and_clean(digits):
+    again = load_digits()
+    assert digits.x_train.shape == (1437, 64) and digits.x_test.shape == (360, 64)
+    np.testing.assert_array_equal(digits.y_test, again.y_test)
+    assert 0 <= digits.x_train.min() and digits.x_train.max() <= 1
+    assert set(np.unique(digits.y_train)) == set(range(10))
+
+
+def test_same_seed_gives_identical_numbers(digits):
+    cfg = TrainConfig(rule="wm", **SMALL)
+    _, h1 = train(cfg, data=digits, progress=False)
+    _, h2 = train(cfg, data=digits, progress=False)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in h1]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in h2]
+    _, h3 = train(dataclasses.replace(cfg, seed=1), data=digits, progress=False)
+    assert h3[-1]["train_loss"] != h1[-1]["train_loss"]
+
+
+def test_compare_starts_every_rule_from_the_same_weights(digits, tmp_path):
+    result = compare(TrainConfig(**SMALL), data=digits, out=tmp_path, progress=False, plot=True)
+    first = {rule: hist[0] for rule, hist in result.histories.items()}
+    # epoch 0 is the untrained network: identical W (so identical loss) for every rule,
+    # identical random B for FA, WM and KP (so identical matrix angles)
+    assert len({r["train_loss"] for r in first.values()}) == 1
+    assert first["fa"]["matrix_angle"] == first["wm"]["matrix_angle"] == first["kp"]["matrix_angle"]
+    assert first["bp"]["matrix_angle"] == [0.0, 0.0]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert sorted(summary) == ["bp", "fa", "kp", "ss", "wm"]
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
+    for rule in summary:
+        lines = (tmp_path / rule / "metrics.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        assert [r["epoch"] for r in records] == [0, 1, 2]
+        for r in records:
+            assert {
+                "epoch",
+                "train_loss",
+                "train_accuracy",
+                "test_accuracy",
+                "matrix_angle",
+                "delta_angle",
+                "seconds",
+            } <= set(r)
+            assert len(r["matrix_angle"]) == 2 and len(r["delta_angle"]) == 1
+        assert records[-1] == summary[rule]
+    assert "rule" in result.table() and "kp" in result.table()
+
+
+def test_training_learns_and_kp_aligns(digits):
+    _, hist = train(TrainConfig(rule="kp", epochs=8, weight_decay=0.02), data=digits, progress=False)
+    assert hist[-1]["test_accuracy"] > 0.9
+    assert hist[-1]["matrix_angle"][-1] < hist[0]["matrix_angle"][-1] - 30
+    assert all(d < 45 for d in hist[-1]["delta_angle"])
+
+
+def test_diverging_loss_stops_with_a_clear_message(digits):
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+ of 23 .*lower the learning rate"):
+        train(TrainConfig(rule="bp", lr=50.0, momentum=0.9, **SMALL), data=digits, progress=False)
+
+
+def test_bad_input_is_reported_clearly():
+    x = np.zeros((10, 4), dtype=np.float32)
+    y = np.zeros(10, dtype=np.int64)
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"NaN/inf value\(s\), the first at index \(3, 2\)"):
+        Dataset("toy", bad, y, x, y, n_classes=2)
+    with pytest.raises(ValueError, match="10 inputs but 9 labels"):
+        Dataset("toy", x, y[:9], x, y, n_classes=2)
+    with pytest.raises(ValueError, match="label 5 found but n_classes is 2"):
+        Dataset("toy", x, y + 5, x, y, n_classes=2)
+    with pytest.raises(ValueError, match="labels must be integers"):
+        Dataset("toy", x, y.astype(float), x, y, n_classes=2)
+    with pytest.raises(ValueError, match="unknown learning rule 'sgd'"):
+        TrainConfig(rule="sgd")
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="learning rate must be > 0"):
+        train(TrainConfig(lr=-1, **SMALL), data=Dataset("toy", x, y, x, y, n_classes=2), progress=False)
+
+
+def test_cli_train_and_compare(tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = ["--epochs", "1", "--hidden", "8", "--probe-size", "32", "--out", str(out), "--quiet"]
+    assert main(["train", "--rule", "kp", *args]) == 0
+    assert "kp: test accuracy" in capsys.readouterr().out
+    assert json.loads((out / "kp" / "config.json").read_text())["rule"] == "kp"
+    assert main(["compare", "--rules", "bp", "fa", *args]) == 0
+    printed = capsys.readouterr().out
+    assert "bp" in printed and "fa" in printed and (out / "compare.png").exists()
+
+
+def test_cli_config_file_and_errors(tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"rule": "fa", "epochs": 1, "hidden": [8], "probe_size": 16}))
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path), "--quiet", "--rule", "ss"]) == 0
+    assert (tmp_path / "ss" / "metrics.jsonl").exists()  # the flag overrides the file
+    cfg.write_text(json.dumps({"epoch": 1}))
+    with pytest.raises(SystemExit, match=r"unknown setting\(s\) \['epoch'\]"):
+        main(["train", "--config", str(cfg), "--out", str(tmp_path)])
+    assert main(["train", "--lr", "-1", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "learning rate must be > 0" in capsys.readouterr().err
+
+
+def test_angle_is_accurate_near_zero_and_ninety():
+    a = np.array([1.0, 0.0])
+    assert angle(a, np.array([0.0, 2.0])) == pytest.approx(90)
+    assert angle(a, -a) == pytest.approx(180)
+    tiny = np.array([1.0, 1e-9])
+    assert angle(a, tiny) == pytest.approx(np.degrees(1e-9), rel=1e-6)
+    assert np.isnan(angle(a, np.zeros(2)))
