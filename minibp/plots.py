@@ -23,11 +23,14 @@ def _layer_colors(n: int) -> list[Any]:
 
 
 def plot_angles(ax: Any, history: Sequence[Mapping[str, Any]], key: str, title: str) -> None:
-    """One line per layer of ``record[key]`` over epochs, input (dark) to output (light)."""
+    """One line per layer of ``record[key]`` over epochs, input (dark) to output (light).
+
+    Colours follow the weight layers (``matrix_angle``), so layer ``i``'s delta angle
+    has the colour of its matrix angle."""
     epochs = [r["epoch"] for r in history]
-    n = len(history[0][key])
-    for i, color in enumerate(_layer_colors(n)):
-        ax.plot(epochs, [r[key][i] for r in history], color=color, lw=1.5, label=f"layer {i + 1}")
+    colors = _layer_colors(len(history[0]["matrix_angle"]))
+    for i in range(len(history[0][key])):
+        ax.plot(epochs, [r[key][i] for r in history], color=colors[i], lw=1.5, label=f"layer {i + 1}")
     ax.set_title(title, fontsize=9)
     ax.set_ylim(0, 95)
     ax.set_yticks([0, 30, 60, 90])
