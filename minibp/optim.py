@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .backend import get_array_module
-from .layers.base import WeightLayer
+from .layers.base import Layer
 
 
 class Schedule:
@@ -125,14 +125,15 @@ class SGD:
 
     def _scratch(self, slot: str, like: Any) -> Any:
         buf = self._buffers.get(slot)
-        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+        if buf is None:
             buf = self._buffers[slot] = get_array_module(like).empty_like(like)
         return buf
 
-    def step(self, layers: Sequence[WeightLayer]) -> None:
+    def step(self, layers: Sequence[Layer]) -> None:
         """Apply eq (16) (and eq (17) to KP's ``B``) to every param that has a gradient.
 
-        Works in place with one scratch buffer per param, so a step allocates nothing.
+        In place with one scratch buffer per param (laid out like the param, so every
+        pass runs through memory in order): a step allocates nothing.
         """
         lr, mu = self.lr, self.momentum
         for layer in layers:
@@ -148,14 +149,14 @@ class SGD:
                         v = self.velocity[slot] = xp.zeros_like(p)
                     v *= mu
                     v += g
-                    g = v
-                if wd:
-                    xp.multiply(p, wd, out=buf)  # eq (16): the − λ W term, λ = η · wd
-                    if mu:
+                    if wd:
+                        xp.multiply(p, wd, out=buf)  # eq (16): the − λ W term, λ = η · wd
                         v += buf
-                    else:
-                        buf += g
-                        g = buf
+                    g = v
+                elif wd:
+                    xp.multiply(p, wd, out=buf)
+                    buf += g
+                    g = buf
                 xp.multiply(g, lr, out=buf)
                 p -= buf  # eq (16): ΔW = − η δ yᵀ − λ W
 

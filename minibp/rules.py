@@ -37,8 +37,7 @@ Array = Any
 def _random_feedback(layer: WeightLayer, rng: np.random.Generator) -> None:
     """A random ``B`` in the layout of ``Wᵀ`` at the scale of ``W``'s initialisation."""
     shape = layer.transpose_weight().shape
-    B = rng.standard_normal(shape) * layer.init_std
-    layer.params["B"] = get_backend().asarray(B, dtype=layer.W.dtype)
+    layer.params["B"] = layer.as_feedback(rng.standard_normal(shape) * layer.init_std)
 
 
 class Rule:
@@ -92,17 +91,18 @@ class FeedbackAlignment(Rule):
 
 
 class SignSymmetry(Rule):
-    """SS (Xiao et al. 2018): ``F = sign(W)ᵀ · scale`` with a fixed scale ``1/√fan_in``.
+    """SS (Xiao et al. 2018): ``F = sign(W)ᵀ · scale`` with a fixed scale per layer.
 
     This rule reads only the **signs** of the forward weights, never their
-    magnitudes; the scale depends on the layer's shape alone.
+    magnitudes; the scale (``layer.sign_scale``: ``1/√fan_in`` for a dense layer)
+    depends on the layer's shape alone.
     """
 
     name = "ss"
 
     def feedback_matrix(self, layer: WeightLayer) -> Array:
         xp = get_array_module(layer.W)
-        scale = layer.W.dtype.type(1.0 / np.sqrt(layer.fan_in))
+        scale = layer.W.dtype.type(layer.sign_scale)
         return xp.sign(layer.transpose_weight()) * scale  # only sign(W) crosses to the feedback path
 
 
@@ -141,11 +141,11 @@ class WeightMirror(Rule):
     """
 
     sigma: float = 1.0
-    lr_b: float = 0.002
-    decay: float = 0.002
-    mirror_batch_size: int = 32
+    lr_b: float = 0.008
+    decay: float = 0.008
+    mirror_batch_size: int = 128
     mirror_batches: int = 1
-    mirror_every: int = 1
+    mirror_every: int = 4
     bias_blocking: bool = True
     seed: int = 0
 
@@ -179,10 +179,8 @@ class WeightMirror(Rule):
             y_l = self._rng.standard_normal(shape, dtype=layer.W.dtype)
             y_l *= self.sigma  # the layer fires zero-mean noise of variance σ²
             y_next = act.phi(layer.mirror_forward(y_l, bias=not self.bias_blocking))  # eq (1) / eq (12)
-            hebb = layer.mirror_correlation(y_l, y_next)  # eq (7) with eq (6): mean δ_l δ_{l+1}ᵀ
-            B = layer.params["B"]
-            B *= 1 - self.decay  # weight decay keeps ‖B‖ bounded (Section 4.1)
-            B += self.lr_b * hebb  # eq (7)
+            # eq (7) with eq (6), δ_l = y_l: B ← (1 − λ_B) B + η_B · mean(y_l y_{l+1}ᵀ)
+            layer.mirror_update(y_l, y_next, self.lr_b, self.decay)
 
     def state_dict(self) -> dict[str, Any]:
         return {"steps": self._steps, "rng": self._rng.bit_generator.state}

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backend import get_backend
+
 Array = Any  # a NumPy or CuPy ndarray
 
 
@@ -73,6 +75,11 @@ class WeightLayer(Layer):
     def fan_in(self) -> int:
         raise NotImplementedError
 
+    @property
+    def sign_scale(self) -> float:
+        """The fixed magnitude of sign-symmetry's feedback weights (Xiao et al. 2018)."""
+        raise NotImplementedError
+
     def transpose_weight(self) -> Array:
         """``W`` in the layout of the feedback weights (``Wᵀ`` for a dense layer)."""
         raise NotImplementedError
@@ -94,3 +101,13 @@ class WeightLayer(Layer):
     def mirror_correlation(self, pre: Array, post: Array) -> Array:
         """``mean over the batch of y_l y_{l+1}ᵀ`` in the layout of ``B`` (eqs 5, 7)."""
         raise NotImplementedError
+
+    def mirror_update(self, pre: Array, post: Array, lr: float, decay: float) -> None:
+        """Eq (7) with decay, in place: ``B ← (1 − decay) B + lr · mean(y_l y_{l+1}ᵀ)``."""
+        B = self.params["B"]
+        B *= 1 - decay  # weight decay keeps ‖B‖ bounded (Section 4.1)
+        B += lr * self.mirror_correlation(pre, post)  # eq (7)
+
+    def as_feedback(self, values: Array) -> Array:
+        """``values`` (in the layout of ``Wᵀ``) as this layer's feedback-weight array."""
+        return get_backend().asarray(values, dtype=self.W.dtype)

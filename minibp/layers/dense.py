@@ -54,6 +54,10 @@ class Dense(WeightLayer):
         return self.n_in
 
     @property
+    def sign_scale(self) -> float:
+        return 1.0 / float(np.sqrt(self.n_in))
+
+    @property
     def mirror_input_shape(self) -> tuple[int, ...]:
         return (self.n_in,)
 
@@ -100,3 +104,16 @@ class Dense(WeightLayer):
 
     def mirror_correlation(self, pre: Array, post: Array) -> Array:
         return (pre.T @ post) / pre.shape[0]  # eq (7): δ_l δ_{l+1}ᵀ = y_l y_{l+1}ᵀ (eq 6), batch mean
+
+    def mirror_update(self, pre: Array, post: Array, lr: float, decay: float) -> None:
+        # the base class's update with the factor lr / N folded into the small (N, n_out)
+        # array y_{l+1} before the product, so B is touched in two passes, not four
+        Bt = self.params["B"].T  # B is stored in W's memory order: Bᵀ is the contiguous view
+        Bt *= 1 - decay  # weight decay keeps ‖B‖ bounded (Section 4.1)
+        Bt += (post * (lr / pre.shape[0])).T @ pre  # eq (7): η_B mean(y_l y_{l+1}ᵀ), transposed
+
+    def as_feedback(self, values: Array) -> Array:
+        # B has the shape of Wᵀ but is stored in W's memory order (Fortran order), so that
+        # Bᵀ in the feedback product, KP's gradient grads["W"].T and the optimizer's
+        # buffers all run through memory in the same order as W's
+        return get_backend().asfortranarray(values, dtype=self.W.dtype)
