@@ -41,7 +41,7 @@ def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: 
     """Save a figure with test error per epoch (Fig 3) and, per rule, matrix angles (Fig 4a)
     and delta angles (Fig 4b) per layer. Returns the path written."""
     rules = list(histories)
-    fig = plt.figure(figsize=(3.0 * max(len(rules), 2), 8.5), layout="constrained")
+    fig = plt.figure(figsize=(3.0 * max(len(rules), 2), 8.5))
     grid = fig.add_gridspec(3, len(rules))
     ax = fig.add_subplot(grid[0, :])
     for rule, hist in histories.items():
@@ -70,8 +70,9 @@ def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: 
         d.set_xlabel("epoch")
         if j == 0:
             d.set_ylabel("degrees")
+    fig.subplots_adjust(left=0.06, right=0.98, top=0.95, bottom=0.06, hspace=0.45, wspace=0.25)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

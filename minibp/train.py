@@ -65,11 +65,11 @@ class TrainConfig:
     backend: str = "numpy"
     # weight mirror (rule "wm") settings, eqs (6)-(7), (11)-(12)
     wm_sigma: float = 1.0
-    wm_lr: float = 0.002
-    wm_decay: float = 0.002
-    wm_batch_size: int = 32
+    wm_lr: float = 0.008
+    wm_decay: float = 0.008
+    wm_batch_size: int = 128
     wm_batches: int = 1
-    wm_every: int = 1
+    wm_every: int = 4
     wm_bias_blocking: bool = True
     # how many training examples the delta angle (Fig 4b) is measured on
     probe_size: int = 512
