@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from minibp import RULES, SGD, Sequential, get_rule, mlp
+from minibp import RULES, SGD, Network, get_rule, mlp
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.rules import WeightMirror
 
@@ -175,7 +175,7 @@ class MinibpStep:
     phases = STEP_PHASES
 
     def __init__(self, sizes: Sequence[int], rule: str, x: np.ndarray, y: np.ndarray, *, mirror: bool = True) -> None:
-        self.net: Sequential = mlp(sizes, "relu", seed=0, dtype="float32")
+        self.net: Network = mlp(sizes, "relu", seed=0, dtype="float32")
         self.rule = get_rule(rule)
         self.net.init_feedback(self.rule, np.random.default_rng(1))
         self.opt = SGD(LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
@@ -194,7 +194,7 @@ class MinibpStep:
         t2 = clock()
         self.net.backward(dout, self.rule)  # eqs (2)-(4), (17)
         t3 = clock()
-        self.opt.step(self.net.weight_layers)  # eqs (16)-(17)
+        self.opt.step(self.net.param_layers)  # eqs (16)-(17)
         t4 = clock()
         if self.mirror:
             self.rule.after_step(self.net)  # eqs (6)-(7) for the weight mirror
@@ -225,7 +225,7 @@ class TorchStep:
 
     phases = STEP_PHASES
 
-    def __init__(self, torch: Any, net: Sequential, x: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, torch: Any, net: Network, x: np.ndarray, y: np.ndarray) -> None:
         nn = torch.nn
         modules: list[Any] = []
         for layer in net.weight_layers:

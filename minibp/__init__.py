@@ -8,10 +8,11 @@ Transport* (NeurIPS 2019): backprop (BP), feedback alignment (FA), sign-symmetry
 
 from .backend import get_array_module, get_backend, set_backend, to_numpy
 from .layers import Dense, RectifiedTanh, ReLU, Sigmoid, Tanh
+from .layers.container import Sequential
 from .losses import MeanSquaredError, SoftmaxCrossEntropy
 from .metrics import angle, delta_angles, matrix_angles
 from .models import mlp
-from .network import Sequential
+from .network import Network
 from .optim import SGD
 from .rules import RULES, Backprop, FeedbackAlignment, KolenPollack, Rule, SignSymmetry, WeightMirror, get_rule
 from .train import TrainConfig, TrainingDiverged, compare, train
@@ -29,6 +30,7 @@ __all__ = [
     "RectifiedTanh",
     "ReLU",
     "Rule",
+    "Network",
     "Sequential",
     "Sigmoid",
     "SignSymmetry",

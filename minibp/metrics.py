@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .backend import get_array_module, to_numpy
-from .network import Sequential
+from .network import Network
 from .rules import Backprop, Rule
 
 Array = Any
@@ -43,12 +43,12 @@ def angle(a: Array, b: Array) -> float:
     return math.degrees(2 * math.atan2(float(xp.sqrt(diff @ diff)), float(xp.sqrt(total @ total))))
 
 
-def matrix_angles(net: Sequential, rule: Rule) -> list[float]:
+def matrix_angles(net: Network, rule: Rule) -> list[float]:
     """``∠(F_l, W_lᵀ)`` for every weight layer, input to output (Fig 4a)."""
     return [angle(rule.feedback_matrix(layer), layer.transpose_weight()) for layer in net.weight_layers]
 
 
-def delta_angles(net: Sequential, rule: Rule, x: Array, targets: Array, loss_fn: Any) -> list[float]:
+def delta_angles(net: Network, rule: Rule, x: Array, targets: Array, loss_fn: Any) -> list[float]:
     """``∠(δ_l, δ_l^BP)`` at the output of every hidden weight layer (Fig 4b).
 
     One forward pass; two feedback passes from the same output error, one with the
@@ -56,7 +56,10 @@ def delta_angles(net: Sequential, rule: Rule, x: Array, targets: Array, loss_fn:
     training is untouched. The output layer is left out: its ``δ`` is the loss
     gradient itself, the same under every rule.
     """
+    saved = {k: v.copy() for k, v in net.buffer_arrays().items()}  # batch-norm running statistics
     out = net.forward(x, train=True)
+    for k, v in net.buffer_arrays().items():
+        v[...] = saved[k]  # the probe must not move them
     _, dout = loss_fn(out, targets)
     mine = net.backward(dout, rule, train=False)
     ref = net.backward(dout, _BP, train=False)

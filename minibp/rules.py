@@ -29,7 +29,7 @@ from .backend import get_array_module, get_backend
 
 if TYPE_CHECKING:
     from .layers.base import WeightLayer
-    from .network import Sequential
+    from .network import Network
 
 Array = Any
 
@@ -55,7 +55,7 @@ class Rule:
     def feedback_grads(self, layer: WeightLayer) -> None:
         """Add a gradient for ``B`` to ``layer.grads`` if the optimizer should update it."""
 
-    def after_step(self, net: Sequential) -> None:
+    def after_step(self, net: Network) -> None:
         """Work done between training steps (the weight mirror's mirror mode)."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -166,13 +166,13 @@ class WeightMirror(Rule):
     def init_feedback(self, layer: WeightLayer, rng: np.random.Generator) -> None:
         _random_feedback(layer, rng)
 
-    def after_step(self, net: Sequential) -> None:
+    def after_step(self, net: Network) -> None:
         self._steps += 1
         if self._steps % self.mirror_every == 0:
             for _ in range(self.mirror_batches):
                 self.mirror(net)
 
-    def mirror(self, net: Sequential) -> None:
+    def mirror(self, net: Network) -> None:
         """One mirror-mode pass: every weight layer in turn, input to output (Fig 1b)."""
         for layer, act in net.mirror_pairs():
             shape = (self.mirror_batch_size, *layer.mirror_input_shape)

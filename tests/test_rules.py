@@ -9,7 +9,7 @@ from conftest import cmp
 from minibp import SGD, angle, get_rule, matrix_angles, mlp
 from minibp.layers import Dense, get_activation
 from minibp.losses import SoftmaxCrossEntropy
-from minibp.network import Sequential
+from minibp.network import Network
 from minibp.rules import RULES, WeightMirror
 
 
@@ -71,7 +71,7 @@ def test_fa_B_never_changes_and_W_update_is_eq4():
     x, y = _batch()
     deltas = _deltas(net, rule, x, y)
     ys = [x] + [layer.y for layer in net.layers if not layer.has_weights]
-    SGD(0.1).step(net.weight_layers)
+    SGD(0.1).step(net.param_layers)
     for layer, b0, w0, d, y_l in zip(net.weight_layers, B0, W0, deltas, ys):
         np.testing.assert_array_equal(layer.params["B"], b0)
         np.testing.assert_allclose(layer.W, w0 - 0.1 * d.T @ y_l, rtol=1e-12)  # eq (4): ΔW = −η δ yᵀ
@@ -120,7 +120,7 @@ def test_kp_difference_decays_exactly(momentum):
         x = rng.standard_normal((16, 6))
         y = rng.integers(0, 4, 16)
         _deltas(net, rule, x, y)
-        opt.step(net.weight_layers)
+        opt.step(net.param_layers)
     for layer, n0 in zip(net.weight_layers, d0):
         D = layer.W - layer.params["B"].T
         if momentum == 0:
@@ -170,7 +170,7 @@ def _mirror_one_layer(biases, bias_blocking, steps=6000, seed=7):
     layer = Dense(10, 6, rng=rng, dtype="float64")
     layer.params["W"] /= np.linalg.norm(layer.W, axis=1, keepdims=True)
     layer.params["b"][:] = biases
-    net = Sequential([layer, get_activation("tanh")])
+    net = Network([layer, get_activation("tanh")])
     rule = WeightMirror(
         sigma=0.5, lr_b=0.002, decay=0.002, mirror_batch_size=512, bias_blocking=bias_blocking, seed=seed
     )
@@ -203,7 +203,7 @@ def test_weight_mirror_B_settles_at_the_predicted_multiple():
     """Eq (11) with decay: B → (η_B/λ_B) σ² φ'(0) Wᵀ (φ = tanh, φ'(0) = 1, small σ)."""
     rng = np.random.default_rng(8)
     layer = Dense(8, 5, rng=rng, dtype="float64")
-    net = Sequential([layer, get_activation("tanh")])
+    net = Network([layer, get_activation("tanh")])
     rule = WeightMirror(sigma=0.05, lr_b=0.04, decay=0.02, mirror_batch_size=512, seed=1)
     net.init_feedback(rule, rng)
     for _ in range(1500):

@@ -18,6 +18,7 @@ class Activation(Layer):
     gain = 1.0
 
     def __init__(self) -> None:
+        super().__init__()
         self.y: Array | None = None
 
     def phi(self, z: Array) -> Array:

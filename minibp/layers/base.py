@@ -24,10 +24,22 @@ Array = Any  # a NumPy or CuPy ndarray
 
 
 class Layer:
-    """A layer without weights: ``forward`` and an exact ``backward``."""
+    """A layer without weights: ``forward`` and an exact ``backward``.
+
+    ``params``/``grads`` hold trainable arrays and their gradients by name (batch norm's
+    ``gamma`` and ``beta``; empty for most layers); ``buffers`` holds state that is not
+    trained (batch norm's running statistics). ``decayed`` names the params that get
+    weight decay.
+    """
 
     has_weights = False
     name: str = ""
+    decayed: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
+        self.buffers: dict[str, Array] = {}
 
     def forward(self, x: Array, train: bool = True) -> Array:
         raise NotImplementedError
@@ -49,15 +61,11 @@ class WeightLayer(Layer):
     """
 
     has_weights = True
-    decayed = ("W", "B")
+    decayed: tuple[str, ...] = ("W", "B")
     #: standard deviation of the initial weights; random feedback weights use it too
     init_std: float = 1.0
     #: shape of one mirror-mode input sample ``y_l``
     mirror_input_shape: tuple[int, ...] = ()
-
-    def __init__(self) -> None:
-        self.params: dict[str, Array] = {}
-        self.grads: dict[str, Array] = {}
 
     @property
     def W(self) -> Array:
