@@ -2,18 +2,34 @@
 
 from .activations import ACTIVATIONS, Activation, Identity, RectifiedTanh, ReLU, Sigmoid, Tanh, get_activation
 from .base import Layer, WeightLayer
+from .container import Container, Sequential
+from .conv import Conv2D
 from .dense import Dense
+from .norm import BatchNorm
+from .pool import AvgPool2D, Flatten, GlobalAvgPool, MaxPool2D
+from .residual import Residual, basic_block, bottleneck_block
 
 __all__ = [
     "ACTIVATIONS",
     "Activation",
+    "AvgPool2D",
+    "BatchNorm",
+    "Container",
+    "Conv2D",
     "Dense",
+    "Flatten",
+    "GlobalAvgPool",
     "Identity",
     "Layer",
+    "MaxPool2D",
     "RectifiedTanh",
     "ReLU",
+    "Residual",
+    "Sequential",
     "Sigmoid",
     "Tanh",
     "WeightLayer",
+    "basic_block",
+    "bottleneck_block",
     "get_activation",
 ]

@@ -1,0 +1,200 @@
+"""2-D convolution: eq (1) forward, eqs (2)/(3) feedback as a transposed convolution, eq (4) update.
+
+Images are ``(N, C, H, W)``; a kernel ``W`` is ``(C_out, C_in, kh, kw)``. A convolution is
+the dense layer of eq (1) applied to every ``kh × kw`` patch, so everything reduces to
+matrix products on *columns*: ``im2col`` lays each patch out as a column (by stride
+tricks, with no loop), and ``col2im`` adds columns back into an image with one loop
+over the ``kh × kw`` kernel taps — never over pixels or samples.
+
+The feedback weights ``B`` of a convolution are a kernel of ``W``'s shape, used in the
+transposed convolution that carries ``δ`` back (eq 3 in convolutional form):
+``δ_l = φ'(y_l) ⊙ convᵀ(δ_{l+1}, B)``; backprop uses ``B = W`` (eq 2). So the matrix
+angle of a conv layer compares ``vec(B)`` with ``vec(W)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import get_array_module, get_backend
+from .base import Array, WeightLayer
+
+
+def _pad(x: Array, p: int) -> Array:
+    if p == 0:
+        return x
+    return get_array_module(x).pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+
+
+def out_size(size: int, k: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - k) // stride + 1
+
+
+def im2col(x: Array, kh: int, kw: int, stride: int, padding: int) -> Array:
+    """Patches of ``x`` as columns: ``(C·kh·kw, N·Ho·Wo)``.
+
+    Entry ``[(c, i, j), (n, r, s)]`` is ``x_pad[n, c, r·stride + i, s·stride + j]``: a strided
+    view of the padded image, copied once into a matrix.
+    """
+    xp = get_array_module(x)
+    x = _pad(x, padding)
+    n, c, h, w = x.shape
+    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    sn, sc, sh, sw = x.strides
+    view = xp.lib.stride_tricks.as_strided(
+        x, shape=(c, kh, kw, n, ho, wo), strides=(sc, sh, sw, sn, sh * stride, sw * stride)
+    )
+    return xp.ascontiguousarray(view).reshape(c * kh * kw, n * ho * wo)
+
+
+def col2im(cols: Array, x_shape: tuple[int, ...], kh: int, kw: int, stride: int, padding: int) -> Array:
+    """The adjoint of :func:`im2col`: add every column back where its patch came from.
+
+    One strided add per kernel tap. Returns an ``(N, C, H, W)`` view of a ``(C, N, H, W)`` array.
+    """
+    xp = get_array_module(cols)
+    n, c, h, w = x_shape
+    hp, wp = h + 2 * padding, w + 2 * padding
+    ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    cols = cols.reshape(c, kh, kw, n, ho, wo)
+    img = xp.zeros((c, n, hp, wp), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            img[:, :, i : i + stride * ho : stride, j : j + stride * wo : stride] += cols[:, i, j]
+    return img[:, :, padding : padding + h, padding : padding + w].transpose(1, 0, 2, 3)
+
+
+def channels_first(a: Array) -> Array:
+    """``(N, C, H, W)`` → ``(C, N·H·W)``: one row per channel (a free reshape when the memory
+    is already channel-major, as every convolution's output here is)."""
+    n, c, h, w = a.shape
+    return get_array_module(a).ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(c, n * h * w)
+
+
+def conv2d(x: Array, W: Array, stride: int = 1, padding: int = 0) -> Array:
+    """Eq (1) on every patch: ``y = W ⋆ x`` as one matrix product on the columns of ``x``."""
+    co, ci, kh, kw = W.shape
+    n, _, h, w = x.shape
+    ho, wo = out_size(h, kh, stride, padding), out_size(w, kw, stride, padding)
+    y = W.reshape(co, -1) @ im2col(x, kh, kw, stride, padding)  # (C_out, N·Ho·Wo)
+    return y.reshape(co, n, ho, wo).transpose(1, 0, 2, 3)
+
+
+def conv2d_transpose(delta: Array, F: Array, x_shape: tuple[int, ...], stride: int = 1, padding: int = 0) -> Array:
+    """The transposed convolution ``convᵀ(δ, F)``: each output error spread back over its patch
+    through the kernel ``F`` (``W`` for backprop, eq 2; ``B`` otherwise, eq 3)."""
+    co, ci, kh, kw = F.shape
+    cols = F.reshape(co, -1).T @ channels_first(delta)  # (C_in·kh·kw, N·Ho·Wo)
+    return col2im(cols, x_shape, kh, kw, stride, padding)
+
+
+def conv2d_weight_grad(x: Array, delta: Array, k_shape: tuple[int, ...], stride: int = 1, padding: int = 0) -> Array:
+    """Eq (4) for a kernel: ``Σ_patches δ_{l+1} y_lᵀ``, i.e. ``δ`` (rows per channel) times the columns of ``x``."""
+    co, ci, kh, kw = k_shape
+    return (channels_first(delta) @ im2col(x, kh, kw, stride, padding).T).reshape(k_shape)
+
+
+class Conv2D(WeightLayer):
+    """A 2-D convolution with kernel ``W`` ``(C_out, C_in, k, k)``, optional bias, stride and zero padding.
+
+    Weights start as ``N(0, gain² / (C_in·k²))`` (He et al. 2015), drawn on the host from ``rng``.
+    """
+
+    #: output positions per side of a mirror-mode noise image (its size is k + stride·(m − 1))
+    mirror_positions = 4
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        *,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        gain: float = 1.0,
+        rng: np.random.Generator | None = None,
+        dtype: str = "float32",
+        name: str = "",
+    ) -> None:
+        super().__init__()
+        if min(int(c_in), int(c_out), int(kernel), int(stride)) < 1 or int(padding) < 0:
+            raise ValueError(
+                f"Conv2D needs positive channels, kernel and stride and padding >= 0, got "
+                f"c_in={c_in}, c_out={c_out}, kernel={kernel}, stride={stride}, padding={padding}"
+            )
+        xp = get_backend()
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.c_in, self.c_out, self.k = int(c_in), int(c_out), int(kernel)
+        self.stride, self.padding = int(stride), int(padding)
+        self.init_std = float(gain) / np.sqrt(self.fan_in)
+        self.dtype = np.dtype(dtype)
+        self.name = name
+        W = rng.standard_normal((self.c_out, self.c_in, self.k, self.k)) * self.init_std
+        self.params["W"] = xp.asarray(W, dtype=self.dtype)
+        if bias:
+            self.params["b"] = xp.zeros(self.c_out, dtype=self.dtype)
+        self.x: Array | None = None
+
+    def __repr__(self) -> str:
+        return f"Conv2D({self.c_in}, {self.c_out}, k={self.k}, stride={self.stride}, padding={self.padding})"
+
+    @property
+    def fan_in(self) -> int:
+        return self.c_in * self.k * self.k
+
+    @property
+    def sign_scale(self) -> float:
+        # Xiao et al. (2018) scale sign-symmetric conv kernels by √(2 / (k²·C_out))
+        return float(np.sqrt(2.0 / (self.k * self.k * self.c_out)))
+
+    @property
+    def mirror_input_shape(self) -> tuple[int, ...]:
+        side = self.k + self.stride * (self.mirror_positions - 1)
+        return (self.c_in, side, side)
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        """Eq (1), linear part, on every patch: ``z = W ⋆ y_l + b``."""
+        if x.ndim != 4 or x.shape[1] != self.c_in:
+            raise ValueError(
+                f"{self!r} expects input of shape (batch, {self.c_in}, height, width), got {tuple(x.shape)}"
+            )
+        if x.shape[2] + 2 * self.padding < self.k or x.shape[3] + 2 * self.padding < self.k:
+            raise ValueError(f"{self!r}: input {tuple(x.shape[2:])} is smaller than the kernel")
+        self.x = x  # y_l, kept for eq (4) and eq (17)
+        z = conv2d(x, self.W, self.stride, self.padding)  # eq (1)
+        if self.b is not None:
+            z += self.b[:, None, None]
+        return z
+
+    def backward_input(self, delta: Array, F: Array) -> Array:
+        """Feedback path: ``convᵀ(δ_{l+1}, F)`` with ``F = W`` (eq 2) or ``F = B`` (eq 3)."""
+        return conv2d_transpose(delta, F, self.x.shape, self.stride, self.padding)  # eq (2)/(3)
+
+    def weight_grads(self, delta: Array) -> dict[str, Array]:
+        """Eq (4) for a kernel: ``ΔW = −η Σ_patches δ_{l+1} y_lᵀ``."""
+        grads = {"W": conv2d_weight_grad(self.x, delta, self.W.shape, self.stride, self.padding)}  # eq (4)
+        if self.b is not None:
+            grads["b"] = delta.sum(axis=(0, 2, 3))
+        return grads
+
+    def transpose_weight(self) -> Array:
+        return self.W  # the transposed convolution reads the kernel as it is
+
+    def feedback_grad(self, grads: dict[str, Array]) -> Array:
+        # eq (17) for a kernel: y_l ⋆ δ_{l+1} over all patches, which is exactly W's gradient
+        return grads["W"]
+
+    def mirror_forward(self, noise: Array, bias: bool) -> Array:
+        # mirror mode (Fig 1b): noise images through the kernel, no padding, so every
+        # output position sees a full patch of independent noise
+        z = conv2d(noise, self.W, self.stride, 0)
+        if bias and self.b is not None:
+            z += self.b[:, None, None]
+        return z
+
+    def mirror_correlation(self, pre: Array, post: Array) -> Array:
+        # eq (7) for a kernel: the weight-gradient product with the output y_{l+1} in the
+        # place of δ, averaged over every patch of every noise image
+        n_patches = post.shape[0] * post.shape[2] * post.shape[3]
+        return conv2d_weight_grad(pre, post, self.W.shape, self.stride, 0) / n_patches

@@ -1,0 +1,70 @@
+"""Batch normalization (Ioffe & Szegedy 2015), with its exact derivative under every rule.
+
+The paper's networks normalise with BatchNorm, and the paper's question — weight
+transport — concerns only the weight matrices: batch norm carries its true local
+derivative whichever rule trains the network.
+"""
+
+from __future__ import annotations
+
+from ..backend import get_array_module, get_backend
+from .base import Array, Layer
+
+
+class BatchNorm(Layer):
+    """``y = γ (x − μ) / √(σ² + ε) + β`` per channel.
+
+    In training mode ``μ, σ²`` are the batch's (over the batch, and over height and width
+    for images) and the running statistics move toward them by ``momentum``; in
+    evaluation mode the running statistics are used. Works on ``(N, C)`` and ``(N, C, H, W)``.
+    """
+
+    def __init__(self, channels: int, *, eps: float = 1e-5, momentum: float = 0.1, dtype: str = "float32") -> None:
+        super().__init__()
+        if int(channels) < 1:
+            raise ValueError(f"BatchNorm needs a positive number of channels, got {channels}")
+        xp = get_backend()
+        self.channels, self.eps, self.momentum = int(channels), float(eps), float(momentum)
+        self.params["gamma"] = xp.ones(self.channels, dtype=dtype)
+        self.params["beta"] = xp.zeros(self.channels, dtype=dtype)
+        self.buffers["running_mean"] = xp.zeros(self.channels, dtype=dtype)
+        self.buffers["running_var"] = xp.ones(self.channels, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"BatchNorm({self.channels})"
+
+    def _shape(self, x: Array) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        if x.ndim not in (2, 4) or x.shape[1] != self.channels:
+            raise ValueError(
+                f"{self!r} expects (batch, {self.channels}) or (batch, {self.channels}, H, W), got {x.shape}"
+            )
+        axes = (0,) if x.ndim == 2 else (0, 2, 3)
+        return axes, (1, self.channels) + (1,) * (x.ndim - 2)
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        axes, shape = self._shape(x)
+        self.train = train
+        if train:
+            mean = x.mean(axis=axes)
+            var = x.var(axis=axes)
+            m = x.size // self.channels
+            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+            rm += self.momentum * (mean - rm)
+            rv += self.momentum * (var * (m / max(m - 1, 1)) - rv)  # the unbiased variance, as PyTorch keeps
+        else:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        self.inv_std = (1.0 / get_array_module(x).sqrt(var + self.eps)).reshape(shape)
+        self.xhat = (x - mean.reshape(shape)) * self.inv_std
+        return self.xhat * self.params["gamma"].reshape(shape) + self.params["beta"].reshape(shape)
+
+    def backward(self, dy: Array) -> Array:
+        axes, shape = self._shape(dy)
+        self.grads = {"gamma": (dy * self.xhat).sum(axis=axes), "beta": dy.sum(axis=axes)}
+        dxhat = dy * self.params["gamma"].reshape(shape)
+        if not self.train:  # the statistics were constants
+            return dxhat * self.inv_std
+        # the statistics depend on every x of the batch:
+        # dx = (1/σ) (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂))
+        mean_dxhat = dxhat.mean(axis=axes).reshape(shape)
+        mean_dxhat_xhat = (dxhat * self.xhat).mean(axis=axes).reshape(shape)
+        return (dxhat - mean_dxhat - self.xhat * mean_dxhat_xhat) * self.inv_std

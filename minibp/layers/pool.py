@@ -1,0 +1,107 @@
+"""Pooling and flattening, with their exact derivatives under every rule.
+
+Max and average pooling view the (padded) image as windows by stride tricks; their
+backward passes loop over the ``k × k`` window taps, never over pixels.
+"""
+
+from __future__ import annotations
+
+from ..backend import get_array_module
+from .base import Array, Layer
+
+
+def _windows(x: Array, k: int, stride: int, padding: int, fill: float) -> Array:
+    """``(N, C, Ho, Wo, k, k)`` view of the windows of ``x`` padded with ``fill``."""
+    xp = get_array_module(x)
+    if padding:
+        x = xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=fill)
+    n, c, h, w = x.shape
+    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
+    sn, sc, sh, sw = x.strides
+    return xp.lib.stride_tricks.as_strided(
+        x, shape=(n, c, ho, wo, k, k), strides=(sn, sc, sh * stride, sw * stride, sh, sw)
+    )
+
+
+class _Pool2D(Layer):
+    def __init__(self, kernel: int, stride: int | None = None, padding: int = 0) -> None:
+        super().__init__()
+        self.k = int(kernel)
+        self.stride = int(stride) if stride is not None else self.k
+        self.padding = int(padding)
+        if self.k < 1 or self.stride < 1 or not 0 <= self.padding <= self.k // 2:
+            raise ValueError(f"pooling needs kernel, stride >= 1 and 0 <= padding <= kernel/2, got {self!r}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.k}, stride={self.stride}, padding={self.padding})"
+
+    def _check(self, x: Array) -> None:
+        if x.ndim != 4 or min(x.shape[2:]) + 2 * self.padding < self.k:
+            raise ValueError(f"{self!r} expects images (batch, C, H, W) at least as large as the window, got {x.shape}")
+
+    def _scatter(self, dy: Array, weights_of_tap) -> Array:  # noqa: ANN001
+        """``dx`` from ``dy``: one strided add per window tap ``(i, j)``, weighted by ``weights_of_tap(i, j)``."""
+        xp = get_array_module(dy)
+        n, c, h, w = self.x_shape
+        p, s, k = self.padding, self.stride, self.k
+        ho, wo = dy.shape[2:]
+        dx = xp.zeros((n, c, h + 2 * p, w + 2 * p), dtype=dy.dtype)
+        for i in range(k):
+            for j in range(k):
+                dx[:, :, i : i + s * ho : s, j : j + s * wo : s] += dy * weights_of_tap(i, j)
+        return dx[:, :, p : p + h, p : p + w]
+
+
+class MaxPool2D(_Pool2D):
+    """The largest value in each ``k × k`` window; the gradient goes to that value's position."""
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        self._check(x)
+        self.x_shape = x.shape
+        win = _windows(x, self.k, self.stride, self.padding, fill=-float("inf"))
+        n, c, ho, wo = win.shape[:4]
+        flat = win.reshape(n, c, ho, wo, self.k * self.k)
+        self.argmax = flat.argmax(axis=-1)
+        return get_array_module(x).take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
+
+    def backward(self, dy: Array) -> Array:
+        return self._scatter(dy, lambda i, j: self.argmax == i * self.k + j)
+
+
+class AvgPool2D(_Pool2D):
+    """The mean of each ``k × k`` window (padding counts as zeros)."""
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        self._check(x)
+        self.x_shape = x.shape
+        return _windows(x, self.k, self.stride, self.padding, fill=0.0).mean(axis=(-2, -1))
+
+    def backward(self, dy: Array) -> Array:
+        scale = dy.dtype.type(1.0 / (self.k * self.k))
+        return self._scatter(dy, lambda i, j: scale)
+
+
+class GlobalAvgPool(Layer):
+    """``(N, C, H, W)`` → ``(N, C)``: the mean over each channel's image."""
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        if x.ndim != 4:
+            raise ValueError(f"GlobalAvgPool expects images (batch, C, H, W), got {x.shape}")
+        self.x_shape = x.shape
+        return x.mean(axis=(2, 3))
+
+    def backward(self, dy: Array) -> Array:
+        n, c, h, w = self.x_shape
+        xp = get_array_module(dy)
+        return xp.broadcast_to((dy / (h * w))[:, :, None, None], self.x_shape).copy()
+
+
+class Flatten(Layer):
+    """``(N, …)`` → ``(N, features)``."""
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: Array) -> Array:
+        return dy.reshape(self.x_shape)
