@@ -22,7 +22,9 @@ HELP = {
     "rule": "learning rule: bp (backprop), fa (feedback alignment), ss (sign-symmetry), "
     "wm (weight mirror), kp (Kolen-Pollack)",
     "dataset": "dataset name (digits: scikit-learn's 8x8 digits, no download)",
-    "model": "model: mlp",
+    "model": "model: mlp, cnn (LeNet-style), resnet20, resnet18, resnet50",
+    "width": "base width of a convolutional model (0: its default: cnn 6, resnet20 16, resnet18/50 64)",
+    "bn": "batch-norm placement in ResNets: after the ReLU (the paper's variant) or before it",
     "hidden": "hidden layer sizes of the MLP",
     "activation": "hidden activation: relu, tanh, sigmoid, rectified_tanh",
     "loss": "loss: cross_entropy or mse",

@@ -1,4 +1,6 @@
-"""Model builders."""
+"""Model builders. Every builder draws its weights from ``seed`` on the host, so every learning
+rule and backend starts from the same numbers; widths, input size and class count are
+parameters, so tests and notebooks can build tiny versions."""
 
 from __future__ import annotations
 
@@ -6,9 +8,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .layers import Dense, get_activation
+from .layers import (
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool2D,
+    ReLU,
+    basic_block,
+    bottleneck_block,
+    get_activation,
+)
 from .layers.base import Layer
-from .network import Sequential
+from .layers.conv import out_size
+from .network import Network
+
+
+def _rng(seed: int | np.random.Generator) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng([int(seed), 0])
 
 
 def mlp(
@@ -18,17 +36,16 @@ def mlp(
     seed: int | np.random.Generator = 0,
     dtype: str = "float32",
     bias: bool = True,
-) -> Sequential:
+) -> Network:
     """A fully connected network ``sizes[0] → … → sizes[-1]`` (e.g. ``[64, 256, 256, 10]``).
 
     Every hidden layer is ``Dense`` then ``activation`` (eq 1); the output layer is
-    linear (its softmax lives in the loss). The weights are drawn from ``seed`` on
-    the host, so every learning rule and backend starts from the same numbers.
+    linear (its softmax lives in the loss).
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"an MLP needs at least two positive layer sizes (input, output), got {sizes}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng([int(seed), 0])
+    rng = _rng(seed)
     layers: list[Layer] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
@@ -36,4 +53,149 @@ def mlp(
         layers.append(Dense(n_in, n_out, gain=act.gain, rng=rng, dtype=dtype, bias=bias))
         if not last:
             layers.append(act)
-    return Sequential(layers)
+    return Network(layers)
+
+
+def _check_image(input_shape: Sequence[int]) -> tuple[int, int, int]:
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(f"convolutional models take images of shape (channels, height, width), got {input_shape}")
+    c, h, w = (int(v) for v in input_shape)
+    return c, h, w
+
+
+def lenet(
+    input_shape: Sequence[int] = (1, 28, 28),
+    n_classes: int = 10,
+    *,
+    width: int = 6,
+    seed: int | np.random.Generator = 0,
+    dtype: str = "float32",
+) -> Network:
+    """A LeNet-style CNN: two 5×5 convolutions (``width`` and ``width·8/3`` channels, padding 2)
+    each followed by ReLU and 2×2 max pooling, then dense 120 → 84 → classes with ReLU."""
+    c, h, w = _check_image(input_shape)
+    rng = _rng(seed)
+    c1, c2 = int(width), int(round(width * 8 / 3))
+    relu_gain = ReLU.gain
+    layers: list[Layer] = [
+        Conv2D(c, c1, 5, padding=2, gain=relu_gain, rng=rng, dtype=dtype),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2D(c1, c2, 5, padding=2, gain=relu_gain, rng=rng, dtype=dtype),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+    ]
+    h, w = h // 2 // 2, w // 2 // 2
+    if h < 1 or w < 1:
+        raise ValueError(f"lenet needs images of at least 4×4 pixels, got {input_shape}")
+    layers += [
+        Dense(c2 * h * w, 120, gain=relu_gain, rng=rng, dtype=dtype),
+        ReLU(),
+        Dense(120, 84, gain=relu_gain, rng=rng, dtype=dtype),
+        ReLU(),
+        Dense(84, int(n_classes), rng=rng, dtype=dtype),
+    ]
+    return Network(layers)
+
+
+def _head(channels: int, n_classes: int, rng: np.random.Generator, dtype: str) -> list[Layer]:
+    return [GlobalAvgPool(), Dense(channels, int(n_classes), rng=rng, dtype=dtype)]
+
+
+def _stem_norm(c: int, bn: str, dtype: str) -> list[Layer]:
+    return [BatchNorm(c, dtype=dtype), ReLU()] if bn == "before" else [ReLU(), BatchNorm(c, dtype=dtype)]
+
+
+def resnet20(
+    input_shape: Sequence[int] = (3, 32, 32),
+    n_classes: int = 10,
+    *,
+    width: int = 16,
+    bn: str = "after",
+    seed: int | np.random.Generator = 0,
+    dtype: str = "float32",
+) -> Network:
+    """ResNet-20 (He et al. 2016, the CIFAR network): a 3×3 stem of ``width`` channels, three
+    stages of three basic blocks (``width``, ``2·width``, ``4·width`` channels, the last two
+    starting with stride 2), global average pooling and a dense classifier."""
+    c, _, _ = _check_image(input_shape)
+    rng = _rng(seed)
+    layers: list[Layer] = [
+        Conv2D(c, width, 3, padding=1, bias=False, gain=ReLU.gain, rng=rng, dtype=dtype),
+        *_stem_norm(width, bn, dtype),
+    ]
+    c_in = width
+    for stage, c_out in enumerate((width, 2 * width, 4 * width)):
+        for block in range(3):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(basic_block(c_in, c_out, stride, bn=bn, rng=rng, dtype=dtype))
+            c_in = c_out
+    return Network(layers + _head(c_in, n_classes, rng, dtype))
+
+
+def _imagenet_stem(c: int, width: int, bn: str, rng: np.random.Generator, dtype: str) -> list[Layer]:
+    return [
+        Conv2D(c, width, 7, stride=2, padding=3, bias=False, gain=ReLU.gain, rng=rng, dtype=dtype),
+        *_stem_norm(width, bn, dtype),
+        MaxPool2D(3, stride=2, padding=1),
+    ]
+
+
+def _check_imagenet_size(input_shape: Sequence[int], name: str) -> tuple[int, int, int]:
+    c, h, w = _check_image(input_shape)
+    if out_size(out_size(min(h, w), 7, 2, 3), 3, 2, 1) < 1:
+        raise ValueError(f"{name} needs images of at least 2×2 pixels, got {input_shape}")
+    return c, h, w
+
+
+def resnet18(
+    input_shape: Sequence[int] = (3, 224, 224),
+    n_classes: int = 1000,
+    *,
+    width: int = 64,
+    bn: str = "after",
+    seed: int | np.random.Generator = 0,
+    dtype: str = "float32",
+) -> Network:
+    """ResNet-18 (He et al. 2016) with the ImageNet stem (7×7 stride-2 conv, 3×3 stride-2 max
+    pool) and four stages of two basic blocks (``width · 1, 2, 4, 8`` channels)."""
+    c, _, _ = _check_imagenet_size(input_shape, "resnet18")
+    rng = _rng(seed)
+    layers = _imagenet_stem(c, width, bn, rng, dtype)
+    c_in = width
+    for stage in range(4):
+        c_out = width * 2**stage
+        for block in range(2):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(basic_block(c_in, c_out, stride, bn=bn, rng=rng, dtype=dtype))
+            c_in = c_out
+    return Network(layers + _head(c_in, n_classes, rng, dtype))
+
+
+def resnet50(
+    input_shape: Sequence[int] = (3, 224, 224),
+    n_classes: int = 1000,
+    *,
+    width: int = 64,
+    bn: str = "after",
+    seed: int | np.random.Generator = 0,
+    dtype: str = "float32",
+) -> Network:
+    """ResNet-50 (He et al. 2016): the ImageNet stem, then 3, 4, 6 and 3 bottleneck blocks of
+    ``width · 1, 2, 4, 8`` inner channels (×4 out)."""
+    c, _, _ = _check_imagenet_size(input_shape, "resnet50")
+    rng = _rng(seed)
+    layers = _imagenet_stem(c, width, bn, rng, dtype)
+    c_in = width
+    for stage, n_blocks in enumerate((3, 4, 6, 3)):
+        inner = width * 2**stage
+        for block in range(n_blocks):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(bottleneck_block(c_in, inner, stride, bn=bn, rng=rng, dtype=dtype))
+            c_in = inner * 4
+    return Network(layers + _head(c_in, n_classes, rng, dtype))
+
+
+CONV_MODELS = {"cnn": lenet, "resnet20": resnet20, "resnet18": resnet18, "resnet50": resnet50}
+MODELS = ("mlp", *CONV_MODELS)

@@ -28,10 +28,11 @@ import numpy as np
 
 from .backend import get_backend, set_backend, to_numpy
 from .data import Dataset, load_dataset
+from .layers.residual import BN_PLACEMENTS
 from .losses import get_loss
 from .metrics import accuracy, delta_angles, matrix_angles
-from .models import mlp
-from .network import Sequential
+from .models import CONV_MODELS, MODELS, mlp
+from .network import Network
 from .optim import SGD, get_schedule
 from .rules import RULES, Rule, WeightMirror, get_rule
 
@@ -51,6 +52,9 @@ class TrainConfig:
     model: str = "mlp"
     hidden: Sequence[int] = (256, 256)
     activation: str = "relu"
+    # convolutional models: base width (0: the model's own default) and batch-norm placement
+    width: int = 0
+    bn: str = "after"
     loss: str = "cross_entropy"
     epochs: int = 100
     batch_size: int = 32
@@ -79,6 +83,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"unknown learning rule {self.rule!r}: choose one of {', '.join(RULES)}")
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
+        if self.bn not in BN_PLACEMENTS:
+            raise ValueError(f"bn must be 'after' (the paper's: BatchNorm after ReLU) or 'before', got {self.bn!r}")
+        if int(self.width) < 0:
+            raise ValueError(f"width must be >= 0 (0 picks the model's default), got {self.width}")
         for name in ("epochs", "batch_size", "probe_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -107,12 +117,19 @@ class TrainConfig:
         )
 
 
-def build_model(config: TrainConfig, data: Dataset) -> Sequential:
+def build_model(config: TrainConfig, data: Dataset) -> Network:
     """The network ``config.model`` for ``data``'s input and class count, weights from ``config.seed``."""
-    if config.model != "mlp":
-        raise ValueError(f"unknown model {config.model!r}: choose mlp")
-    sizes = [data.n_features, *config.hidden, data.n_classes]
-    return mlp(sizes, config.activation, seed=config.seed, dtype=config.dtype)
+    if config.model == "mlp":
+        sizes = [data.n_features, *config.hidden, data.n_classes]
+        return mlp(sizes, config.activation, seed=config.seed, dtype=config.dtype)
+    if data.image_shape is None:
+        raise ValueError(f"model {config.model!r} needs images, but {data.name} has flat samples: use --model mlp")
+    kwargs: dict[str, Any] = {"seed": config.seed, "dtype": config.dtype}
+    if config.width:
+        kwargs["width"] = config.width
+    if config.model != "cnn":
+        kwargs["bn"] = config.bn
+    return CONV_MODELS[config.model](data.image_shape, data.n_classes, **kwargs)
 
 
 def _batches(x: Any, y: Any, size: int) -> Any:
@@ -120,7 +137,7 @@ def _batches(x: Any, y: Any, size: int) -> Any:
         yield x[i : i + size], y[i : i + size]
 
 
-def evaluate(net: Sequential, loss_fn: Any, x: Any, y: Any, batch_size: int = 1000) -> tuple[float, float]:
+def evaluate(net: Network, loss_fn: Any, x: Any, y: Any, batch_size: int = 1000) -> tuple[float, float]:
     """Mean loss and accuracy of ``net`` on ``(x, y)``, without touching training state."""
     total_loss, correct = 0.0, 0.0
     for xb, yb in _batches(x, y, batch_size):
@@ -163,7 +180,7 @@ def train(
     out: str | Path | None = None,
     progress: bool = True,
     callback: Callable[[Record], None] | None = None,
-) -> tuple[Sequential, list[Record]]:
+) -> tuple[Network, list[Record]]:
     """Train one network under ``config.rule``; returns the network and one record per epoch.
 
     Records (and ``<out>/<rule>/metrics.jsonl`` when ``out`` is given) hold
@@ -187,10 +204,10 @@ def train(
     loss_fn = get_loss(config.loss)
     order_rng = np.random.default_rng([config.seed, 2])
 
-    flat = (data.x_train.shape[0], -1) if config.model == "mlp" else data.x_train.shape
-    x_train = xp.asarray(data.x_train.reshape(flat), dtype=config.dtype)
+    sample = (-1,) if config.model == "mlp" else data.image_shape  # MLPs see flat vectors, CNNs images
+    x_train = xp.asarray(data.x_train.reshape(len(data.x_train), *sample), dtype=config.dtype)
     y_train = xp.asarray(data.y_train)
-    x_test = xp.asarray(data.x_test.reshape(data.x_test.shape[0], *flat[1:]), dtype=config.dtype)
+    x_test = xp.asarray(data.x_test.reshape(len(data.x_test), *sample), dtype=config.dtype)
     y_test = xp.asarray(data.y_test)
     probe = slice(0, min(config.probe_size, x_train.shape[0]))
 
@@ -242,7 +259,7 @@ def train(
                     + (", or mirror more often (--wm-lr/--wm-decay, --wm-batch-size)" if config.rule == "wm" else "")
                 )
             net.backward(dout, rule)  # eqs (2)-(4), (17)
-            opt.step(net.weight_layers)  # eqs (16)-(17)
+            opt.step(net.param_layers)  # eqs (16)-(17)
             rule.after_step(net)  # eqs (6)-(7) for the weight mirror
             loss_sum += loss * xb.shape[0]
             correct += (out.argmax(axis=1) == yb).sum()

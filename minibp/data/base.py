@@ -41,6 +41,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    #: (channels, height, width) of one sample seen as an image, for convolutional models
+    image_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check_arrays(self.x_train, self.y_train, f"{self.name} training set")
@@ -53,6 +55,10 @@ class Dataset:
         top = int(max(self.y_train.max(), self.y_test.max()))
         if top >= self.n_classes:
             raise ValueError(f"{self.name}: label {top} found but n_classes is {self.n_classes}")
+        if self.image_shape is None and len(self.input_shape) == 3:
+            self.image_shape = self.input_shape
+        if self.image_shape is not None and int(np.prod(self.image_shape)) != self.n_features:
+            raise ValueError(f"{self.name}: image shape {self.image_shape} does not hold {self.n_features} features")
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -25,4 +25,4 @@ def load_digits(flatten: bool = True, dtype: str = "float32") -> Dataset:
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y)
     if not flatten:
         x_tr, x_te = x_tr.reshape(-1, 1, 8, 8), x_te.reshape(-1, 1, 8, 8)
-    return Dataset("digits", x_tr, y_tr, x_te, y_te, n_classes=10)
+    return Dataset("digits", x_tr, y_tr, x_te, y_te, n_classes=10, image_shape=(1, 8, 8))
