@@ -1,0 +1,319 @@
+"""Convolutional networks: conv, batch norm, pooling and residual blocks against finite
+differences and naive loops; the five rules on convolutions; the ResNets' shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import check_grad, cmp
+
+from minibp import SGD, TrainConfig, angle, get_rule, matrix_angles, train
+from minibp.data import load_digits
+from minibp.layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool2D,
+    ReLU,
+    Tanh,
+    basic_block,
+    bottleneck_block,
+)
+from minibp.layers.conv import conv2d, conv2d_transpose, conv2d_weight_grad
+from minibp.losses import SoftmaxCrossEntropy
+from minibp.models import lenet, resnet18, resnet20, resnet50
+from minibp.network import Network
+from minibp.rules import WeightMirror
+
+CONV_CASES = [(1, 0), (1, 1), (2, 0), (2, 1), (3, 2)]  # (stride, padding)
+
+
+def naive_conv(x, W, stride, padding):
+    """Eq (1) on each output position, one at a time."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    n, _, h, w = xp.shape
+    co, _, k, _ = W.shape
+    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
+    y = np.zeros((n, co, ho, wo))
+    for r in range(ho):
+        for c in range(wo):
+            patch = xp[:, :, r * stride : r * stride + k, c * stride : c * stride + k]
+            y[:, :, r, c] = np.tensordot(patch, W, axes=([1, 2, 3], [1, 2, 3]))
+    return y
+
+
+@pytest.mark.parametrize(("stride", "padding"), CONV_CASES)
+def test_fast_convolution_matches_a_naive_loop(stride, padding):
+    rng = np.random.default_rng(stride * 10 + padding)
+    x = rng.standard_normal((3, 2, 9, 8))
+    W = rng.standard_normal((4, 2, 3, 3))
+    y = conv2d(x, W, stride, padding)
+    ref = naive_conv(x, W, stride, padding)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12, err_msg=cmp("conv", y, ref))
+    # the transposed convolution is the adjoint: <conv(x), d> = <x, convᵀ(d)>
+    d = rng.standard_normal(y.shape)
+    lhs, rhs = np.sum(y * d), np.sum(x * conv2d_transpose(d, W, x.shape, stride, padding))
+    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
+    # the weight gradient is the adjoint in W: <conv(x; W'), d> = <W', dW>
+    W2 = rng.standard_normal(W.shape)
+    assert (
+        abs(
+            np.sum(conv2d(x, W2, stride, padding) * d) - np.sum(W2 * conv2d_weight_grad(x, d, W.shape, stride, padding))
+        )
+        < 1e-9
+    )
+
+
+@pytest.mark.parametrize(("stride", "padding"), CONV_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_gradients_match_finite_differences(stride, padding, bias):
+    rng = np.random.default_rng(3)
+    layer = Conv2D(2, 3, 3, stride=stride, padding=padding, bias=bias, rng=rng, dtype="float64")
+    if bias:
+        layer.params["b"][:] = rng.standard_normal(3)
+    x = rng.standard_normal((2, 2, 7, 7))
+    r = rng.standard_normal(layer.forward(x).shape)
+
+    def loss() -> float:
+        return float(np.sum(r * layer.forward(x)))
+
+    loss()
+    grads = layer.weight_grads(r)  # eq (4)
+    dx = layer.backward_input(r, layer.transpose_weight())  # eq (2)
+    check_grad(loss, layer.params["W"], grads["W"], rng)
+    check_grad(loss, x, dx, rng)
+    if bias:
+        check_grad(loss, layer.params["b"], grads["b"], rng)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 3, 5, 5)])
+def test_batchnorm_training_mode_gradients(shape):
+    rng = np.random.default_rng(4)
+    bn = BatchNorm(shape[1], dtype="float64")
+    bn.params["gamma"][:] = rng.uniform(0.5, 2, shape[1])
+    bn.params["beta"][:] = rng.standard_normal(shape[1])
+    x = rng.standard_normal(shape) * 2 + 1
+    r = rng.standard_normal(shape)
+
+    def loss() -> float:
+        return float(np.sum(r * bn.forward(x, train=True)))
+
+    loss()
+    dx = bn.backward(r)
+    grads = dict(bn.grads)
+    check_grad(loss, x, dx, rng)
+    check_grad(loss, bn.params["gamma"], grads["gamma"], rng)
+    check_grad(loss, bn.params["beta"], grads["beta"], rng)
+
+
+def test_batchnorm_statistics_and_evaluation_mode():
+    rng = np.random.default_rng(5)
+    bn = BatchNorm(3, momentum=0.5, dtype="float64")
+    x = rng.standard_normal((8, 3, 4, 4)) * 3 + 2
+    y = bn.forward(x, train=True)
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-12)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-4)
+    np.testing.assert_allclose(bn.buffers["running_mean"], 0.5 * x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    m = x.size // 3
+    np.testing.assert_allclose(bn.buffers["running_var"], 0.5 + 0.5 * x.var(axis=(0, 2, 3)) * m / (m - 1), rtol=1e-12)
+    before = bn.buffers["running_mean"].copy()
+    z = bn.forward(x, train=False)  # evaluation: running statistics, left unchanged
+    np.testing.assert_array_equal(bn.buffers["running_mean"], before)
+    ref = (x - before[None, :, None, None]) / np.sqrt(bn.buffers["running_var"][None, :, None, None] + bn.eps)
+    np.testing.assert_allclose(z, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        MaxPool2D(2),
+        MaxPool2D(3, stride=2, padding=1),
+        AvgPool2D(2),
+        AvgPool2D(3, stride=1, padding=1),
+        GlobalAvgPool(),
+        Flatten(),
+    ],
+    ids=repr,
+)
+def test_pooling_gradients_match_finite_differences(layer):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 6, 6))  # distinct values: no ties inside a max window
+    r = rng.standard_normal(layer.forward(x).shape)
+
+    def loss() -> float:
+        return float(np.sum(r * layer.forward(x)))
+
+    loss()
+    check_grad(loss, x, layer.backward(r), rng)
+
+
+def test_max_and_average_pool_values():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    np.testing.assert_array_equal(MaxPool2D(2).forward(x)[0, 0], [[5, 7], [13, 15]])
+    np.testing.assert_array_equal(AvgPool2D(2).forward(x)[0, 0], [[2.5, 4.5], [10.5, 12.5]])
+    np.testing.assert_array_equal(GlobalAvgPool().forward(x), [[7.5]])
+
+
+def _block_net(block, c_in, rng):
+    c_out = block.main.layers[-1].c_out if isinstance(block.main.layers[-1], Conv2D) else block.main.layers[-2].c_out
+    return Network([block, GlobalAvgPool(), Dense(c_out, 3, rng=rng, dtype="float64")])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng, bn: basic_block(4, 4, 1, bn=bn, rng=rng, dtype="float64"),  # identity shortcut
+        lambda rng, bn: basic_block(4, 6, 2, bn=bn, rng=rng, dtype="float64"),  # projection shortcut
+        lambda rng, bn: bottleneck_block(4, 2, 2, bn=bn, rng=rng, dtype="float64"),
+        lambda rng, bn: bottleneck_block(8, 2, 1, bn=bn, rng=rng, dtype="float64"),
+    ],
+    ids=["basic", "basic-projection", "bottleneck-projection", "bottleneck"],
+)
+@pytest.mark.parametrize("bn", ["before", "after"])
+def test_residual_block_gradients_under_backprop(make, bn):
+    rng = np.random.default_rng(7)
+    block = make(rng, bn)
+    net = _block_net(block, 4, rng)
+    x = rng.standard_normal((3, block.main.layers[0].c_in, 6, 6))
+    y = np.array([0, 2, 1])
+    fn = SoftmaxCrossEntropy()
+
+    def loss() -> float:
+        return float(fn(net.forward(x), y)[0])
+
+    _, dout = fn(net.forward(x), y)
+    net.backward(dout, get_rule("bp"))
+    for layer in net.param_layers:
+        grads = dict(layer.grads)
+        for key, g in grads.items():
+            check_grad(loss, layer.params[key], g, rng, n_dirs=2)
+    # and the input gradient through both paths of the sum
+    deltas = {}
+    dx = net.backward_path(dout, get_rule("bp"), False, deltas)
+    check_grad(loss, x, dx, rng, n_dirs=2)
+
+
+def test_model_output_shapes():
+    x = np.zeros((2, 3, 32, 32), dtype=np.float32)
+    assert resnet20((3, 32, 32), 10, width=4).forward(x).shape == (2, 10)
+    assert len(resnet20(width=4).weight_layers) == 22  # 19 convs, 2 projections, 1 dense
+    big = np.zeros((2, 3, 64, 64), dtype=np.float32)
+    r18 = resnet18((3, 64, 64), 7, width=4)
+    assert r18.forward(big).shape == (2, 7) and len(r18.weight_layers) == 21
+    r50 = resnet50((3, 64, 64), 5, width=2)
+    assert r50.forward(big).shape == (2, 5) and len(r50.weight_layers) == 54
+    assert lenet((1, 28, 28), 10).forward(np.zeros((2, 1, 28, 28), dtype=np.float32)).shape == (2, 10)
+    assert lenet((1, 8, 8), 10).forward(np.zeros((2, 1, 8, 8), dtype=np.float32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="images of shape"):
+        resnet20((32, 32), 10)
+
+
+def _conv_net(rule_name, seed=0):
+    rng = np.random.default_rng(seed)
+    net = Network(
+        [
+            Conv2D(2, 3, 3, padding=1, rng=rng, dtype="float64"),
+            Tanh(),
+            Conv2D(3, 4, 3, stride=2, rng=rng, dtype="float64"),
+            Tanh(),
+            Flatten(),
+            Dense(4 * 3 * 3, 3, rng=rng, dtype="float64"),
+        ]
+    )
+    rule = get_rule(rule_name)
+    net.init_feedback(rule, np.random.default_rng(seed + 1))
+    x = rng.standard_normal((5, 2, 7, 7))
+    y = rng.integers(0, 3, 5)
+    return net, rule, x, y
+
+
+def test_fa_conv_delta_is_the_transposed_convolution_with_B():
+    """Eq (3), convolutional form: δ_l = φ'(y_l) ⊙ convᵀ(δ_{l+1}, B)."""
+    net, rule, x, y = _conv_net("fa")
+    _, dout = SoftmaxCrossEntropy()(net.forward(x), y)
+    deltas = net.backward(dout, rule)
+    conv2 = net.weight_layers[1]
+    y1 = net.layers[1].y
+    expected = (1 - y1**2) * conv2d_transpose(deltas[1], conv2.params["B"], y1.shape, 2, 0)
+    np.testing.assert_allclose(deltas[0], expected, rtol=1e-12)
+    assert conv2.params["B"].shape == conv2.W.shape
+    assert not np.allclose(conv2.params["B"], conv2.W)
+
+
+def test_ss_conv_feedback_is_sign_times_fixed_scale():
+    net, rule, _, _ = _conv_net("ss")
+    for layer in net.weight_layers[:2]:
+        F = rule.feedback_matrix(layer)
+        np.testing.assert_array_equal(F, np.sign(layer.W) * np.sqrt(2 / (layer.k**2 * layer.c_out)))
+
+
+def test_bp_conv_feedback_is_W():
+    net, rule, _, _ = _conv_net("bp")
+    assert matrix_angles(net, rule) == [0.0, 0.0, 0.0]
+    assert rule.feedback_matrix(net.weight_layers[0]) is net.weight_layers[0].W
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_kp_difference_decays_exactly_on_conv_layers(momentum):
+    """Eqs (13)-(18) in convolutional form: B gets exactly W's kernel update."""
+    net, rule, x, y = _conv_net("kp")
+    lr, wd, steps = 0.05, 0.4, 20
+    opt = SGD(lr, momentum=momentum, weight_decay=wd)
+    d0 = [np.linalg.norm(layer.transpose_weight() - layer.params["B"]) for layer in net.weight_layers]
+    fn = SoftmaxCrossEntropy()
+    for _ in range(steps):
+        _, dout = fn(net.forward(x), y)
+        net.backward(dout, rule)
+        opt.step(net.param_layers)
+    v, d = 0.0, 1.0
+    for t in range(steps):
+        v = wd * d if t == 0 else momentum * v + wd * d
+        d -= lr * v
+    for layer, n0 in zip(net.weight_layers, d0):
+        D = layer.transpose_weight() - layer.params["B"]
+        assert abs(np.linalg.norm(D) - abs(d) * n0) < 1e-10, (np.linalg.norm(D), abs(d) * n0)
+    if momentum == 0:
+        assert abs(d - (1 - lr * wd) ** steps) < 1e-12
+
+
+def test_weight_mirror_aligns_a_conv_layer():
+    """Mirror mode on a convolution: noise images in, B from the input-output correlation."""
+    rng = np.random.default_rng(8)
+    conv = Conv2D(3, 4, 3, stride=2, padding=1, rng=rng, dtype="float64")
+    conv.params["b"][:] = rng.standard_normal(4)  # unequal biases: blocked in mirror mode (eq 12)
+    net = Network([conv, ReLU()])
+    rule = WeightMirror(sigma=1.0, lr_b=0.01, decay=0.01, mirror_batch_size=64, seed=1)
+    net.init_feedback(rule, rng)
+    start = angle(conv.params["B"], conv.W)
+    for _ in range(1500):
+        rule.mirror(net)
+    end = angle(conv.params["B"], conv.W)
+    assert start > 60 and end < 2, (start, end)
+
+
+def test_delta_angle_probe_leaves_batchnorm_statistics_alone():
+    from minibp.metrics import delta_angles
+
+    net = resnet20((1, 8, 8), 10, width=2)
+    rule = get_rule("fa")
+    net.init_feedback(rule, np.random.default_rng(1))
+    before = {k: v.copy() for k, v in net.buffer_arrays().items()}
+    x = np.random.default_rng(2).random((16, 1, 8, 8), dtype=np.float32)
+    angles = delta_angles(net, rule, x, np.arange(16) % 10, SoftmaxCrossEntropy())
+    assert len(angles) == len(net.weight_layers) - 1 and all(0 < a < 180 for a in angles)
+    for k, v in net.buffer_arrays().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet20"])
+def test_conv_models_train_on_digits_under_every_rule(model):
+    data = load_digits()
+    for rule in ("bp", "fa", "ss", "wm", "kp"):
+        cfg = TrainConfig(rule=rule, model=model, epochs=1, width=4, lr=0.02, probe_size=64)
+        net, hist = train(cfg, data=data, progress=False)
+        n = len(net.weight_layers)
+        assert len(hist[-1]["matrix_angle"]) == n and len(hist[-1]["delta_angle"]) == n - 1
+        assert hist[-1]["train_loss"] < hist[0]["train_loss"], (rule, hist[0]["train_loss"], hist[-1]["train_loss"])
