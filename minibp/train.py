@@ -40,7 +40,14 @@ Record = dict[str, Any]
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN, infinite, or ``diverge_factor`` times the untrained network's.
+
+    ``history`` holds the records of the epochs finished before it happened.
+    """
+
+    def __init__(self, message: str, history: list[Record]) -> None:
+        super().__init__(message)
+        self.history = history
 
 
 @dataclass
@@ -256,7 +263,8 @@ def train(
                     f"(rule {config.rule}, lr {opt.lr:g}; "
                     f"the untrained network's loss was {history[0]['train_loss']:.4g}): "
                     "lower the learning rate (--lr)"
-                    + (", or mirror more often (--wm-lr/--wm-decay, --wm-batch-size)" if config.rule == "wm" else "")
+                    + (", or mirror more often (--wm-lr/--wm-decay, --wm-batch-size)" if config.rule == "wm" else ""),
+                    history,
                 )
             net.backward(dout, rule)  # eqs (2)-(4), (17)
             opt.step(net.param_layers)  # eqs (16)-(17)
@@ -292,6 +300,9 @@ class Comparison:
         lines = [head, "-" * len(head)]
         for rule, hist in self.histories.items():
             last = hist[-1]
+            if "diverged" in last:
+                lines.append(f"{rule:<5} diverged after epoch {last['epoch']}: {last['diverged']}")
+                continue
             secs = sum(r["seconds"] for r in hist)
             ma = " ".join(f"{a:5.1f}" for a in last["matrix_angle"])
             da = " ".join(f"{a:5.1f}" for a in last["delta_angle"])
@@ -314,13 +325,19 @@ def compare(
     initial random ``B`` (FA, WM, KP) and the same order of examples.
 
     With ``out``: each run's ``<out>/<rule>/metrics.jsonl``, ``<out>/summary.json``
-    (rule → last epoch's record) and ``<out>/compare.png`` (Figs 3–4 style).
+    (rule → last epoch's record) and ``<out>/compare.png`` (Figs 3–4 style). A rule whose
+    loss diverges keeps the epochs it finished; its last record gets a ``diverged`` message
+    and the comparison goes on with the other rules.
     """
     data = data if data is not None else load_dataset(config.dataset)
     result = Comparison(config)
     for rule in rules:
         cfg = dataclasses.replace(config, rule=rule)
-        _, result.histories[rule] = train(cfg, data=data, out=out, progress=progress)
+        try:
+            _, result.histories[rule] = train(cfg, data=data, out=out, progress=progress)
+        except TrainingDiverged as err:  # a result, not a crash: record it and go on with the next rule
+            last = dict(err.history[-1], diverged=str(err))
+            result.histories[rule] = [*err.history[:-1], last]
     if out is not None:
         write_json(Path(out) / "summary.json", result.summary())
         if plot:

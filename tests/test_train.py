@@ -132,3 +132,18 @@ def test_angle_is_accurate_near_zero_and_ninety():
     tiny = np.array([1.0, 1e-9])
     assert angle(a, tiny) == pytest.approx(np.degrees(1e-9), rel=1e-6)
     assert np.isnan(angle(a, np.zeros(2)))
+
+
+def test_compare_records_a_diverging_rule_and_goes_on(digits, tmp_path):
+    result = compare(
+        TrainConfig(lr=50.0, epochs=2, hidden=(16,), probe_size=16),
+        ["bp", "kp"],
+        data=digits,
+        progress=False,
+        out=tmp_path,
+    )
+    for rule in ("bp", "kp"):
+        last = result.histories[rule][-1]
+        assert last["epoch"] == 0 and "lower the learning rate" in last["diverged"]
+    assert "diverged after epoch 0" in result.table()
+    assert json.loads((tmp_path / "summary.json").read_text())["kp"]["diverged"]
