@@ -3,6 +3,7 @@ and Fig 4 (matrix and delta angles per layer, input layers to output layers in a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,4 +76,19 @@ def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return path
+
+
+def save_figure(fig: Any, name: str) -> Path | None:
+    """Save ``fig`` as ``<folder>/<name>.png`` when ``$MINIBP_FIGURES`` names a folder.
+
+    The notebooks call this for every plot, so ``python notebooks/build.py --run --figures
+    figures`` regenerates the README's figures; in a normal Jupyter session it does nothing.
+    """
+    folder = os.environ.get("MINIBP_FIGURES")
+    if not folder:
+        return None
+    path = Path(folder) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
