@@ -117,5 +117,5 @@ class WeightLayer(Layer):
         B += lr * self.mirror_correlation(pre, post)  # eq (7)
 
     def as_feedback(self, values: Array) -> Array:
-        """``values`` (in the layout of ``Wᵀ``) as this layer's feedback-weight array."""
-        return get_backend().asarray(values, dtype=self.W.dtype)
+        """A copy of ``values`` (in the layout of ``Wᵀ``) as this layer's feedback-weight array."""
+        return get_backend().array(values, dtype=self.W.dtype)

@@ -116,4 +116,4 @@ class Dense(WeightLayer):
         # B has the shape of Wᵀ but is stored in W's memory order (Fortran order), so that
         # Bᵀ in the feedback product, KP's gradient grads["W"].T and the optimizer's
         # buffers all run through memory in the same order as W's
-        return get_backend().asfortranarray(values, dtype=self.W.dtype)
+        return get_backend().array(values, dtype=self.W.dtype, order="F")  # always a copy
