@@ -44,27 +44,32 @@ class BatchNorm(Layer):
     def forward(self, x: Array, train: bool = True) -> Array:
         axes, shape = self._shape(x)
         self.train = train
+        xp = get_array_module(x)
         if train:
             mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
+            xc = x - mean.reshape(shape)
+            var = (xc * xc).mean(axis=axes)
             m = x.size // self.channels
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             rm += self.momentum * (mean - rm)
             rv += self.momentum * (var * (m / max(m - 1, 1)) - rv)  # the unbiased variance, as PyTorch keeps
         else:
-            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-        self.inv_std = (1.0 / get_array_module(x).sqrt(var + self.eps)).reshape(shape)
-        self.xhat = (x - mean.reshape(shape)) * self.inv_std
-        return self.xhat * self.params["gamma"].reshape(shape) + self.params["beta"].reshape(shape)
+            xc = x - self.buffers["running_mean"].reshape(shape)
+            var = self.buffers["running_var"]
+        inv_std = 1.0 / xp.sqrt(var + self.eps)
+        self.inv_std = inv_std.reshape(shape)
+        self.xhat = xc * self.inv_std
+        # y = γ x̂ + β, with γ folded into the per-channel scale: one pass less over the batch
+        return xc * (self.params["gamma"] * inv_std).reshape(shape) + self.params["beta"].reshape(shape)
 
     def backward(self, dy: Array) -> Array:
         axes, shape = self._shape(dy)
-        self.grads = {"gamma": (dy * self.xhat).sum(axis=axes), "beta": dy.sum(axis=axes)}
-        dxhat = dy * self.params["gamma"].reshape(shape)
-        if not self.train:  # the statistics were constants
-            return dxhat * self.inv_std
-        # the statistics depend on every x of the batch:
-        # dx = (1/σ) (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂))
-        mean_dxhat = dxhat.mean(axis=axes).reshape(shape)
-        mean_dxhat_xhat = (dxhat * self.xhat).mean(axis=axes).reshape(shape)
-        return (dxhat - mean_dxhat - self.xhat * mean_dxhat_xhat) * self.inv_std
+        dgamma, dbeta = (dy * self.xhat).sum(axis=axes), dy.sum(axis=axes)
+        self.grads = {"gamma": dgamma, "beta": dbeta}
+        scale = self.params["gamma"].reshape(shape) * self.inv_std  # ∂y/∂x with the statistics held fixed
+        if not self.train:  # in evaluation mode they are constants
+            return dy * scale
+        # in training mode they depend on every x of the batch; with dx̂ = γ dy:
+        # dx = (1/σ) (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)) = (γ/σ) (dy − mean(dy) − x̂ · mean(dy · x̂))
+        m = dy.size // self.channels
+        return (dy - (dbeta / m).reshape(shape) - self.xhat * (dgamma / m).reshape(shape)) * scale
