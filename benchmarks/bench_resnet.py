@@ -1,0 +1,914 @@
+"""Benchmark one training step of ResNet-20 under each minibp learning rule, against PyTorch.
+
+A step is exactly what ``minibp.train`` does per batch: forward, loss, backward (with KP's
+``B`` gradient), ``SGD.step`` and ``rule.after_step`` (the weight mirror's mirror mode every
+``mirror_every``-th step). The script reports, for ResNet-20 on 32×32×3 images (batch 64,
+float32, 10 classes by default):
+
+* milliseconds per step and the achieved matmul GFLOP/s against the machine's measured float32
+  matrix-multiply rate, with a per-phase breakdown, and the matmuls of a step alone in minibp's
+  operand layouts (the fastest a step could be if it did nothing but its matmuls);
+* where PyTorch is importable, the same architecture (minibp's initial weights copied in) timed
+  on the CPU in the same run, and the ratio minibp / PyTorch;
+* the peak memory of a step, each case measured in a fresh subprocess;
+* a cProfile summary of where minibp's step spends its time, by layer type and by function,
+  next to the PyTorch profiler's top operators.
+
+Run from the repository root (``bench_mlp.py``, whose helpers this script reuses, must sit next
+to it: running the file as a script puts its folder on ``sys.path``)::
+
+    .venv/bin/python benchmarks/bench_resnet.py [--rules bp kp] [--repeats 5] [--steps 4] [--json out.json]
+
+Headline numbers are best-of-repeats: each case is timed in ``--repeats`` blocks of ``--steps``
+steps, the blocks of all cases interleaved round-robin; "best" is the fastest block's mean step
+time, "median" the median over blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import json
+import os
+import platform
+import pstats
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_mlp import (
+    STEP_PHASES,
+    Case,
+    MatmulRate,
+    MinibpStep,
+    MirrorOnly,
+    TorchStep,
+    _mark,
+    _table,
+    _time_matmul,
+    blas_info,
+    import_torch,
+    measure_peak,
+    print_environment,
+    time_cases,
+)
+
+from minibp import RULES, SGD, Network, get_rule
+from minibp.layers import BatchNorm, Conv2D, Dense, GlobalAvgPool, Layer, ReLU, Residual, Sequential, WeightLayer
+from minibp.layers.conv import out_size
+from minibp.losses import SoftmaxCrossEntropy
+from minibp.models import resnet20
+from minibp.rules import WeightMirror
+
+LR = 0.1
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+TORCH_TARGET_RULES = ("bp", "kp")
+TARGET_TORCH_RATIO = 1.5  # bp, kp: minibp step time <= 1.5 x PyTorch's
+TARGET_MEMORY_RATIO = 2.0  # every rule: minibp's peak step memory <= 2 x PyTorch's
+MEMORY_WARMUP = 2  # untimed steps before the memory baseline between steps
+MEMORY_STEPS = 4  # steps whose peak is measured (one weight-mirror pass among them)
+MB = 1e6
+
+
+@dataclass(frozen=True)
+class ResnetConfig:
+    batch: int = 64
+    width: int = 16
+    bn: str = "before"
+    input_shape: tuple[int, int, int] = (3, 32, 32)
+    n_classes: int = 10
+
+    def build(self) -> Network:
+        return resnet20(self.input_shape, self.n_classes, width=self.width, bn=self.bn, seed=0, dtype="float32")
+
+    def batch_data(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((self.batch, *self.input_shape), dtype=np.float32)
+        y = rng.integers(0, self.n_classes, size=self.batch, dtype=np.int64)
+        return x, y
+
+    def describe(self) -> str:
+        c, h, w = self.input_shape
+        return f"ResNet-20 (width {self.width}, bn {self.bn}), {h}x{w}x{c} images, batch {self.batch}, float32"
+
+
+# --------------------------------------------------------------------------- FLOP model
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The shape of one weight layer's matmuls: a convolution as im2col ``W (C_out x C_in·k²) @ cols``."""
+
+    kind: str  # "conv" or "dense"
+    c_in: int
+    c_out: int
+    k: int = 1
+    stride: int = 1
+    h_out: int = 1
+    w_out: int = 1
+
+    @classmethod
+    def of(cls, layer: WeightLayer) -> Geometry:
+        """The geometry of ``layer`` after a forward pass (its cached input ``layer.x`` gives the image size)."""
+        if isinstance(layer, Conv2D):
+            h, w = layer.x.shape[2:]
+            ho, wo = (out_size(s, layer.k, layer.stride, layer.padding) for s in (h, w))
+            return cls("conv", layer.c_in, layer.c_out, layer.k, layer.stride, ho, wo)
+        if isinstance(layer, Dense):
+            return cls("dense", layer.n_in, layer.n_out)
+        raise TypeError(f"no FLOP model for {layer!r}")
+
+    @property
+    def label(self) -> str:
+        if self.kind == "dense":
+            return f"dense {self.c_in}->{self.c_out}"
+        return f"conv{self.k}x{self.k}/{self.stride} {self.c_in}->{self.c_out} @{self.h_out}x{self.w_out}"
+
+    @property
+    def patch(self) -> int:
+        return self.c_in * self.k * self.k
+
+    def positions(self, batch: int) -> int:
+        return batch * self.h_out * self.w_out
+
+    def macs(self, batch: int) -> int:
+        return self.c_out * self.patch * self.positions(batch)
+
+    def mirror_macs(self, mirror_batch: int) -> int:
+        """Multiply-adds of one mirror-mode ``W`` product on noise (``Conv2D.mirror_positions``² outputs per image)."""
+        per_image = Conv2D.mirror_positions**2 if self.kind == "conv" else 1
+        return self.c_out * self.patch * mirror_batch * per_image
+
+
+@dataclass(frozen=True)
+class ConvFlopModel:
+    """Matmul FLOPs of one step: forward, weight gradients and input gradients (none for the first layer)."""
+
+    layers: tuple[Geometry, ...]
+    batch: int
+
+    @classmethod
+    def of(cls, net: Network, x: np.ndarray) -> ConvFlopModel:
+        net.forward(x)  # fills every layer's cached input
+        return cls(tuple(Geometry.of(layer) for layer in net.weight_layers), x.shape[0])
+
+    def _sum(self, first: int = 0) -> int:
+        return sum(g.macs(self.batch) for g in self.layers[first:])
+
+    @property
+    def forward(self) -> int:
+        return 2 * self._sum()
+
+    @property
+    def weight_grads(self) -> int:
+        return 2 * self._sum()
+
+    @property
+    def input_grads(self) -> int:
+        return 2 * self._sum(first=1)
+
+    @property
+    def step(self) -> int:
+        return self.forward + self.weight_grads + self.input_grads
+
+    def mirror(self, mirror_batch: int) -> int:
+        """One mirror-mode pass: the noise through ``W`` and the correlation, for every layer."""
+        return 4 * sum(g.mirror_macs(mirror_batch) for g in self.layers)
+
+    def describe(self, mirror_batch: int) -> str:
+        g = 1e-9
+        n_conv = sum(layer.kind == "conv" for layer in self.layers)
+        return "\n".join(
+            [
+                f"FLOPs per step = conv/dense matmul FLOPs only (a convolution counts as its im2col matmul), "
+                f"N = {self.batch}, {n_conv} convolutions + {len(self.layers) - n_conv} dense:",
+                f"  forward       2*sum(C_out*C_in*k^2*N*Ho*Wo)         = {self.forward * g:.4f} GFLOP",
+                f"  weight grads  the same                              = {self.weight_grads * g:.4f} GFLOP",
+                f"  input grads   the same without the first layer      = {self.input_grads * g:.4f} GFLOP",
+                f"  step total                                          = {self.step * g:.4f} GFLOP",
+                f"  wm mirror pass, M = {mirror_batch} noise images of {Conv2D.mirror_positions}x"
+                f"{Conv2D.mirror_positions} outputs = {self.mirror(mirror_batch) * g:.4f} GFLOP "
+                "(the wm row counts it once per mirror_every steps)",
+            ]
+        )
+
+
+def measure_step_matmuls(flops: ConvFlopModel, repeats: int) -> list[tuple[Geometry, int, list[MatmulRate]]]:
+    """Every distinct matmul of a step, in the operand layouts of ``minibp.layers.conv`` (BP's feedback).
+
+    Returns ``(geometry, how many layers have it, [forward, weight grads, input grads])``.
+    """
+    rng = np.random.default_rng(0)
+    counts: dict[Geometry, int] = {}
+    for geo in flops.layers:
+        counts[geo] = counts.get(geo, 0) + 1
+    out = []
+    for geo, count in counts.items():
+        number = max(3, int(2e8 // (2 * geo.macs(flops.batch))))  # about 0.2 GFLOP a block
+        if geo.kind == "conv":  # W (C_out, K) @ cols (K, P); δ (C_out, P) @ colsᵀ; Wᵀ @ δ
+            p = geo.positions(flops.batch)
+            w = rng.standard_normal((geo.c_out, geo.patch), dtype=np.float32)
+            cols = rng.standard_normal((geo.patch, p), dtype=np.float32)
+            delta = rng.standard_normal((geo.c_out, p), dtype=np.float32)
+            pairs = [(w, cols), (delta, cols.T), (w.T, delta)]
+        else:  # x (N, n_in) @ Wᵀ; δᵀ @ x; δ @ W
+            x = rng.standard_normal((flops.batch, geo.c_in), dtype=np.float32)
+            w = rng.standard_normal((geo.c_out, geo.c_in), dtype=np.float32)
+            delta = rng.standard_normal((flops.batch, geo.c_out), dtype=np.float32)
+            pairs = [(x, w.T), (delta.T, x), (delta, w)]
+        rates = [
+            _time_matmul(f"{geo.label} {phase}", a, b, repeats=repeats, number=number)
+            for phase, (a, b) in zip(("forward", "weight", "input"), pairs)
+        ]
+        out.append((geo, count, rates))
+    return out
+
+
+def print_matmul_rates(
+    peak: MatmulRate, shapes: list[tuple[Geometry, int, list[MatmulRate]]], flops: ConvFlopModel
+) -> float:
+    """Print the matmul table; returns the step's matmul floor in seconds."""
+    first = flops.layers[0]
+    floor = 0.0
+    rows = []
+    for geo, count, (fwd, wgt, inp) in shapes:
+        # the network's first layer computes no input gradient
+        n_input = count - (geo == first)
+        seconds = count * (fwd.seconds + wgt.seconds) + n_input * inp.seconds
+        floor += seconds
+        done = (2 * count + n_input) * fwd.flops
+        rows.append(
+            [
+                geo.label,
+                str(count),
+                f"{fwd.m}x{fwd.k}x{fwd.n}",
+                f"{fwd.seconds * 1e3:.3f}",
+                f"{wgt.seconds * 1e3:.3f}",
+                f"{inp.seconds * 1e3:.3f}" if n_input else "-",
+                f"{done / seconds * 1e-9:.1f}",
+                f"{done / seconds * 1e-9 / peak.gflops:.1%}",
+            ]
+        )
+    rate = flops.step / floor * 1e-9
+    rows.append(["all step matmuls", "", "", "", "", "", f"{rate:.1f}", f"{rate / peak.gflops:.1%}"])
+    print(f"float32 matmul rate (best of repeats; peak = {peak.label}: {peak.gflops:.1f} GFLOP/s)")
+    print("per layer shape: forward W@cols, weight delta@cols.T, input W.T@delta (ms each), m x k x n of the forward")
+    header = ["layer shape", "count", "forward mkn", "fwd ms", "weight ms", "input ms", "GFLOP/s", "% peak"]
+    print(_table(header, rows, "<>>>>>>>"))
+    print(f"all step matmuls: {floor * 1e3:.1f} ms = the fastest a step could be if it did nothing but its matmuls")
+    print()
+    return floor
+
+
+# --------------------------------------------------------------------------- steps
+
+
+class ResnetStep(MinibpStep):
+    """One training step of a minibp ResNet-20 under ``rule``, exactly as ``minibp.train`` runs it
+    (``MinibpStep.__call__``; only the network and the optimizer's settings differ)."""
+
+    def __init__(self, cfg: ResnetConfig, rule: str, x: np.ndarray, y: np.ndarray) -> None:
+        self.net = cfg.build()
+        self.rule = get_rule(rule)
+        self.net.init_feedback(self.rule, np.random.default_rng(1))
+        self.opt = SGD(LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+        self.loss_fn = SoftmaxCrossEntropy()
+        self.x, self.y = x, y
+        self.mirror = True
+        self.loss = float("nan")
+
+
+def torch_twin(torch: Any, net: Network) -> Any:
+    """``net`` rebuilt layer for layer as a ``torch.nn`` module, with ``net``'s current weights.
+
+    ReLUs are in place, as in torchvision's ResNets; a residual block is ``post(main(x) + shortcut(x))``.
+    """
+    nn = torch.nn
+
+    class TorchResidual(nn.Module):
+        def __init__(self, main: Any, shortcut: Any, post: Any) -> None:
+            super().__init__()
+            self.main, self.shortcut, self.post = main, shortcut, post
+
+        def forward(self, x: Any) -> Any:
+            s = x if self.shortcut is None else self.shortcut(x)
+            return self.post(self.main(x) + s)
+
+    def copy(param: Any, value: np.ndarray) -> None:
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.array(value)))
+
+    def convert(layer: Layer) -> Any:
+        if isinstance(layer, Residual):
+            shortcut = None if layer.shortcut is None else convert(layer.shortcut)
+            return TorchResidual(convert(layer.main), shortcut, convert(layer.post))
+        if isinstance(layer, Sequential):
+            return nn.Sequential(*(convert(child) for child in layer.layers))
+        if isinstance(layer, Conv2D | Dense):
+            bias = layer.b is not None
+            if isinstance(layer, Conv2D):
+                mod = nn.Conv2d(layer.c_in, layer.c_out, layer.k, layer.stride, layer.padding, bias=bias)
+            else:
+                mod = nn.Linear(layer.n_in, layer.n_out, bias=bias)
+            copy(mod.weight, layer.W)
+            if bias:
+                copy(mod.bias, layer.b)
+            return mod
+        if isinstance(layer, BatchNorm):
+            return nn.BatchNorm2d(layer.channels, eps=layer.eps, momentum=layer.momentum)
+        if isinstance(layer, ReLU):
+            return nn.ReLU(inplace=True)
+        if isinstance(layer, GlobalAvgPool):
+            return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        raise TypeError(f"no PyTorch twin for {layer!r}")
+
+    return convert(net).float()
+
+
+class TorchResnetStep(TorchStep):
+    """The same ResNet-20's BP step in PyTorch on the CPU (``TorchStep.__call__``), weights copied from ``net``.
+
+    Weight decay on the conv and dense weights only, as minibp's SGD does (not on biases or BatchNorm).
+    """
+
+    def __init__(self, torch: Any, net: Network, x: np.ndarray, y: np.ndarray) -> None:
+        nn = torch.nn
+        self.model = torch_twin(torch, net)
+        decayed = [m.weight for m in self.model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+        ids = {id(p) for p in decayed}
+        others = [p for p in self.model.parameters() if id(p) not in ids]
+        self.opt = torch.optim.SGD(
+            [{"params": decayed, "weight_decay": WEIGHT_DECAY}, {"params": others, "weight_decay": 0.0}],
+            lr=LR,
+            momentum=MOMENTUM,
+        )
+        self.cross_entropy = nn.functional.cross_entropy
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.loss = float("nan")
+
+
+def make_step(cfg: ResnetConfig, case: str, torch: Any = None) -> ResnetStep | TorchResnetStep:
+    """A fresh step for ``case``: a rule name, or ``"torch"`` (then ``torch`` must be the module)."""
+    x, y = cfg.batch_data()
+    if case == "torch":
+        return TorchResnetStep(torch, cfg.build(), x, y)
+    return ResnetStep(cfg, case, x, y)
+
+
+def sanity_check(cfg: ResnetConfig, torch: Any, steps: int = 3) -> list[tuple[float, float]]:
+    """Losses of the first ``steps`` steps of minibp BP and of its PyTorch twin, from the same weights."""
+    x, y = cfg.batch_data()
+    ours = ResnetStep(cfg, "bp", x, y)
+    theirs = TorchResnetStep(torch, ours.net, x, y)  # before ``ours`` takes a step
+    losses = []
+    for _ in range(steps):
+        ours()
+        theirs()
+        losses.append((ours.loss, theirs.loss))
+    return losses
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def background_load(seconds: float = 0.5) -> float | None:
+    """The fraction of all CPUs' time that other processes used over ``seconds`` while this one slept (Linux)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return sum(ticks), ticks[3] + ticks[4]
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def print_background_load(load: float | None) -> None:
+    if load is None:
+        return
+    print(f"background CPU load: {load:.0%} of {os.cpu_count()} CPUs used by other processes (0.5 s sample)")
+    if load > 0.1:
+        print(
+            "WARNING: other processes are busy. Multi-threaded BLAS calls wait on descheduled threads (on a 2-CPU\n"
+            "machine beside one busy process, a 16x65536 @ 65536x144 matmul took 1.6 s instead of 6 ms): timings\n"
+            "(and the peak RSS) are unreliable; rerun on a quiet machine."
+        )
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _proc_status_kb(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _rss_mb() -> float:
+    """The resident set size now (Linux); elsewhere the peak so far, the best that ``getrusage`` offers."""
+    kb = _proc_status_kb("VmRSS")
+    return kb * 1024 / MB if kb is not None else _peak_rss_mb()
+
+
+def _peak_rss_mb() -> float:
+    """The peak RSS of this process image: ``VmHWM`` on Linux, where ``getrusage``'s ``ru_maxrss`` is no use,
+    as ``exec`` carries the parent's peak into it (``subprocess`` starts children by vfork + exec)."""
+    kb = _proc_status_kb("VmHWM")
+    if kb is not None:
+        return kb * 1024 / MB
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / MB if sys.platform == "darwin" else maxrss * 1024 / MB  # bytes on macOS, KiB on Linux
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the peak RSS to the current RSS (Linux >= 4.0: ``5`` to ``/proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def memory_child(cfg: ResnetConfig, case: str) -> dict[str, Any]:
+    """Run in a fresh process: the memory a training step adds to the process, in MB.
+
+    ``baseline`` is the RSS with the libraries imported and the model and batch built, before any
+    step; ``MEMORY_WARMUP`` steps then create the optimizer state and the libraries' lazy
+    buffers; ``held`` is the RSS between steps after them, and ``peak`` the highest RSS during
+    the next ``MEMORY_STEPS`` steps (the peak is reset first where the OS allows), both minus the
+    baseline. For minibp, tracemalloc also counts the bytes NumPy allocated, the same way.
+    """
+    torch = None
+    if case == "torch":
+        import torch
+    else:
+        tracemalloc.start()
+    step = make_step(cfg, case, torch)
+    gc.collect()
+    baseline = _rss_mb()
+    traced_base = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
+    for _ in range(MEMORY_WARMUP):
+        step()
+    gc.collect()
+    held = _rss_mb() - baseline
+    reset = _reset_peak_rss()
+    if tracemalloc.is_tracing():
+        tracemalloc.reset_peak()
+    for _ in range(MEMORY_STEPS):
+        step()
+    res: dict[str, Any] = {
+        "case": case,
+        "baseline_mb": baseline,
+        "held_mb": held,
+        "peak_mb": _peak_rss_mb() - baseline,
+        "peak_reset": reset,
+        "loss": step.loss,
+    }
+    if tracemalloc.is_tracing():
+        res["numpy_peak_mb"] = (tracemalloc.get_traced_memory()[1] - traced_base) / MB
+    return res
+
+
+def measure_memory(cfg: ResnetConfig, cases: Sequence[str], runs: int) -> dict[str, dict[str, Any]]:
+    """``memory_child`` for every case, ``runs`` times each in a fresh Python process running this script.
+
+    Keeps the run with the lowest peak (the RSS of the same step moves by about 10 % between
+    processes: allocator and huge-page placement) and every run's peak under ``peak_mb_runs``.
+    """
+    results = {}
+    for case in cases:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", case]
+        cmd += ["--batch", str(cfg.batch), "--width", str(cfg.width), "--bn", cfg.bn]
+        done = []
+        for _ in range(runs):
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                print(f"memory measurement for {case} failed:\n{proc.stderr.strip()}")
+                break
+            done.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        if done:
+            results[case] = min(done, key=lambda m: m["peak_mb"])
+            results[case]["peak_mb_runs"] = [m["peak_mb"] for m in done]
+    return results
+
+
+def print_memory(memory: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Print the memory table; returns per case the measurements and the ratio to PyTorch's with the target."""
+    if not memory:
+        return {}
+    reset = all(m["peak_reset"] for m in memory.values())
+    runs = max(len(m["peak_mb_runs"]) for m in memory.values())
+    reset_note = "the peak RSS reset via /proc/self/clear_refs first" if reset else "the peak since the process began"
+    print(
+        "\n".join(
+            [
+                f"peak memory of a step: each case in fresh processes ({runs} run(s) each, the lowest peak kept).",
+                "  baseline = RSS with the libraries imported and the model and the batch built, before the first step",
+                f"  held     = RSS between steps after {MEMORY_WARMUP} warm-up steps (optimizer state, lazy buffers)"
+                " - baseline",
+                f"  peak     = highest RSS during the next {MEMORY_STEPS} steps ({reset_note}) - baseline",
+                "  numpy peak = the same for the bytes NumPy allocated (tracemalloc): live arrays, no allocator slack",
+            ]
+        )
+    )
+    torch_peak = memory["torch"]["peak_mb"] if "torch" in memory else None
+    rows, out = [], {}
+    for case, m in memory.items():
+        res = dict(m)
+        ratio = target = ""
+        if torch_peak and case != "torch":
+            res["torch_ratio"] = m["peak_mb"] / torch_peak
+            res["target_met"] = res["torch_ratio"] <= TARGET_MEMORY_RATIO
+            ratio = f"{res['torch_ratio']:.2f}x"
+            target = f"<={TARGET_MEMORY_RATIO:.0f}x {_mark(res['target_met'])}"
+        rows.append(
+            [
+                case,
+                f"{m['baseline_mb']:.1f}",
+                f"{m['held_mb']:.1f}",
+                f"{m['peak_mb']:.1f}",
+                f"{m['numpy_peak_mb']:.1f}" if "numpy_peak_mb" in m else "-",
+                " ".join(f"{v:.0f}" for v in m["peak_mb_runs"]),
+                ratio,
+                target,
+            ]
+        )
+        out[case] = res
+    header = ["case", "baseline MB", "held MB", "peak MB", "numpy peak MB", "all runs", "vs torch", "target"]
+    if torch_peak is None:
+        header, rows = header[:-2], [row[:-2] for row in rows]
+    print(_table(header, rows, "<" + ">" * (len(header) - 1)))
+    print()
+    return out
+
+
+# --------------------------------------------------------------------------- profiles
+
+# (group, file in minibp, functions, "cum" for cumulative time or "tot" for own time): the
+# entry points of a step's work, so that no two groups count the same time
+PROFILE_GROUPS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("conv forward", "layers/conv.py", ("forward",), "cum"),
+    ("conv backward_input", "layers/conv.py", ("backward_input",), "cum"),
+    ("conv weight_grads", "layers/conv.py", ("weight_grads",), "cum"),
+    ("dense (all)", "layers/dense.py", ("forward", "backward_input", "weight_grads"), "cum"),
+    ("batchnorm forward", "layers/norm.py", ("forward",), "cum"),
+    ("batchnorm backward", "layers/norm.py", ("backward",), "cum"),
+    ("relu forward", "layers/activations.py", ("forward",), "cum"),
+    ("relu backward", "layers/activations.py", ("backward",), "cum"),
+    ("pooling", "layers/pool.py", ("forward", "backward"), "cum"),
+    ("residual sums", "layers/residual.py", ("forward", "backward_path"), "tot"),
+    ("loss", "minibp/losses.py", ("__call__",), "cum"),
+    ("optimizer (SGD.step)", "minibp/optim.py", ("step",), "cum"),
+    ("rule (feedback, after_step)", "minibp/rules.py", ("feedback_matrix", "feedback_grads", "after_step"), "cum"),
+)
+# inside the convolutions: the own time of conv2d* is its matmul (plus reshapes)
+CONV_PARTS: tuple[tuple[str, str, str], ...] = (
+    ("im2col (pad + patch copy)", "im2col", "cum"),
+    ("col2im (tap scatter-add)", "col2im", "cum"),
+    ("channels_first (delta copy)", "channels_first", "cum"),
+    ("conv2d own time (forward matmul)", "conv2d", "tot"),
+    ("conv2d_transpose own time (input-grad matmul)", "conv2d_transpose", "tot"),
+    ("conv2d_weight_grad own time (weight-grad matmul)", "conv2d_weight_grad", "tot"),
+)
+
+
+@dataclass
+class MinibpProfile:
+    steps: int
+    total_s: float  # per step
+    groups: list[tuple[str, float]]  # seconds per step
+    conv_parts: list[tuple[str, float]]
+    top: list[tuple[str, float, float]]  # function, own seconds per step, calls per step
+
+
+def _func_label(key: tuple[str, int, str]) -> str:
+    file, line, func = key
+    if file == "~":
+        return func
+    path = Path(file)
+    return f"{path.parent.name}/{path.name}:{line}({func})"
+
+
+def profile_minibp(step: ResnetStep, steps: int, top: int = 12) -> MinibpProfile:
+    """cProfile over ``steps`` steps, grouped by layer type (``PROFILE_GROUPS``) and by function."""
+    step()  # warm
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    stats = pstats.Stats(prof)
+    table: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    total = stats.total_tt  # type: ignore[attr-defined]
+
+    def seconds(file: str, funcs: tuple[str, ...], kind: str) -> float:
+        t = 0.0
+        for (path, _, func), (_, _, tt, ct, _) in table.items():
+            if func in funcs and path.replace(os.sep, "/").endswith(file):
+                t += ct if kind == "cum" else tt
+        return t / steps
+
+    groups = [(name, seconds(file, funcs, kind)) for name, file, funcs, kind in PROFILE_GROUPS]
+    groups.append(("other (dispatch, containers, Python)", total / steps - sum(t for _, t in groups)))
+    parts = [(name, seconds("layers/conv.py", (func,), kind)) for name, func, kind in CONV_PARTS]
+    ranked = sorted(table.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    top_rows = [(_func_label(key), tt / steps, nc / steps) for key, (_, nc, tt, _, _) in ranked]
+    return MinibpProfile(steps, total / steps, groups, parts, top_rows)
+
+
+def profile_torch(torch: Any, step: TorchResnetStep, steps: int, top: int = 12) -> list[tuple[str, float, float]]:
+    """PyTorch's profiler over ``steps`` steps: the top operators by own CPU time (ms and calls per step)."""
+    step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return [(e.key, e.self_cpu_time_total * 1e-6 / steps, e.count / steps) for e in events]
+
+
+def print_profiles(mp: MinibpProfile | None, tp: list[tuple[str, float, float]] | None, rule: str) -> None:
+    if mp is not None:
+        total = mp.total_s
+        print(f"where minibp's {rule} step spends its time (cProfile over {mp.steps} steps: {total * 1e3:.1f} ms/step")
+        print("with the profiler on; each group is the cumulative time of the layers' own methods)")
+        rows = [[name, f"{t * 1e3:.1f}", f"{t / total:.1%}"] for name, t in mp.groups]
+        print(_table(["group", "ms/step", "% step"], rows, "<>>"))
+        print()
+        print("inside the convolutions (own time of conv2d* = its matmul and reshapes)")
+        rows = [[name, f"{t * 1e3:.1f}", f"{t / total:.1%}"] for name, t in mp.conv_parts]
+        print(_table(["part", "ms/step", "% step"], rows, "<>>"))
+        print()
+        print("top functions by own time (the own time of a minibp function = the NumPy operators it runs inline)")
+        rows = [[name, f"{t * 1e3:.1f}", f"{t / total:.1%}", f"{n:g}"] for name, t, n in mp.top]
+        print(_table(["function", "ms/step", "% step", "calls/step"], rows, "<>>>"))
+        print()
+    if tp:
+        total = sum(t for _, t, _ in tp)
+        print(f"PyTorch's top operators by own CPU time (torch.profiler; top {len(tp)}: {total * 1e3:.1f} ms/step)")
+        rows = [[name, f"{t * 1e3:.1f}", f"{n:g}"] for name, t, n in tp]
+        print(_table(["operator", "ms/step", "calls/step"], rows, "<>>"))
+        print()
+
+
+# --------------------------------------------------------------------------- timing report
+
+
+def build_cases(cfg: ResnetConfig, rules: Sequence[str], flops: ConvFlopModel, torch: Any) -> list[Case]:
+    wm = WeightMirror()
+    mirror_flops = flops.mirror(wm.mirror_batch_size)
+    per_step = mirror_flops * wm.mirror_batches // wm.mirror_every  # one pass every mirror_every steps
+    cases = [Case(rule, make_step(cfg, rule), flops.step + (per_step if rule == "wm" else 0)) for rule in rules]
+    if "wm" in rules:
+        cases.append(Case("wm mirror alone", MirrorOnly(make_step(cfg, "wm")), mirror_flops))
+    if torch is not None:
+        cases.append(Case("torch bp", make_step(cfg, "torch", torch), flops.step, library="torch"))
+    return cases
+
+
+def summarise(cases: list[Case], peak: MatmulRate) -> dict[str, dict[str, Any]]:
+    """Per case: best and median ms, GFLOP/s, fraction of peak, phases, ratio to torch and its target."""
+    torch_case = next((c for c in cases if c.library == "torch"), None)
+    results: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        rate = case.flops / case.best
+        res: dict[str, Any] = {
+            "best_ms": case.best * 1e3,
+            "median_ms": case.median * 1e3,
+            "gflops": rate * 1e-9,
+            "fraction_of_peak": rate * 1e-9 / peak.gflops,
+            "phases_ms": {k: v * 1e3 for k, v in case.best_phases.items()},
+            "flops": case.flops,
+            "final_loss": case.run.loss,
+        }
+        if torch_case is not None and case.key in RULES:
+            res["torch_ratio"] = case.best / torch_case.best
+            if case.key in TORCH_TARGET_RULES:
+                res["torch_target_met"] = res["torch_ratio"] <= TARGET_TORCH_RATIO
+        results[case.key] = res
+    by_key = {c.key: c for c in cases}
+    if "wm" in by_key:
+        wm = WeightMirror()
+        amortised = by_key["wm mirror alone"].best * wm.mirror_batches / wm.mirror_every
+        results["wm mirror overhead"] = {
+            "mirror_alone_ms": by_key["wm mirror alone"].best * 1e3,
+            "amortised_ms": amortised * 1e3,
+            "amortised_share": amortised / (by_key["wm"].best - amortised),
+        }
+    return results
+
+
+def print_results(cases: list[Case], results: dict[str, dict[str, Any]], cfg: ResnetConfig, peak: float) -> None:
+    has_torch = any(c.library == "torch" for c in cases)
+    rows = []
+    for case in cases:
+        res = results[case.key]
+        ratio = f"{res['torch_ratio']:.2f}x" if "torch_ratio" in res else ""
+        target = f"<={TARGET_TORCH_RATIO}x {_mark(res['torch_target_met'])}" if "torch_target_met" in res else ""
+        rows.append(
+            [
+                case.key,
+                f"{res['best_ms']:.1f}",
+                f"{res['median_ms']:.1f}",
+                f"{res['gflops']:.1f}",
+                f"{res['fraction_of_peak']:.1%}",
+                ratio,
+                target,
+            ]
+        )
+    print(f"one training step, {cfg.describe()}, peak {peak:.1f} GFLOP/s")
+    if has_torch:
+        print("vs torch = minibp step time (this rule) / PyTorch BP step time (same network, CPU)")
+    header = ["case", "best ms", "median ms", "GFLOP/s", "% peak", "vs torch", "torch target"]
+    if not has_torch:
+        header, rows = header[:-2], [row[:-2] for row in rows]
+    print(_table(header, rows, "<" + ">" * (len(header) - 1)))
+    print()
+
+    phase_rows = [
+        [c.key, *(f"{results[c.key]['phases_ms'][k]:.1f}" for k in STEP_PHASES), f"{c.best * 1e3:.1f}"]
+        for c in cases
+        if c.run.phases == STEP_PHASES
+    ]
+    print("where the time goes (ms per step, best block; wm's after_step averages its mirror pass over the block)")
+    print(_table(["case", *STEP_PHASES, "total"], phase_rows, "<" + ">" * (len(STEP_PHASES) + 1)))
+    print()
+
+    wm = results.get("wm mirror overhead")
+    if wm is not None:
+        print(
+            f"weight mirror, default settings: one mirror pass {wm['mirror_alone_ms']:.1f} ms, once per "
+            f"{WeightMirror().mirror_every} steps = {wm['amortised_ms']:.1f} ms/step amortised "
+            f"({wm['amortised_share']:+.1%} on the rest of a wm step)"
+        )
+        print()
+    diverged = [c.key for c in cases if c.run.phases == STEP_PHASES and not np.isfinite(c.run.loss)]
+    if diverged:
+        print(f"warning: the loss is not finite after timing for {', '.join(diverged)}")
+        print()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--batch", type=int, default=64, help="batch size N")
+    p.add_argument("--width", type=int, default=16, help="channels of the first stage (16: ResNet-20)")
+    p.add_argument(
+        "--bn",
+        choices=("before", "after"),
+        default="before",
+        help="batch-norm placement: 'before' the ReLU (standard ResNet) or 'after' it (the paper's variant)",
+    )
+    p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES), help="learning rules to time")
+    p.add_argument("--repeats", type=int, default=5, help="timed blocks per case; the best block is the headline")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=4,
+        help="training steps per timed block (a multiple of the weight mirror's mirror_every = 4\n"
+        "puts the same number of mirror passes in every block)",
+    )
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps per case before timing")
+    p.add_argument("--peak-size", type=int, default=2048, help="side of the square matmul that sets the peak rate")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0.2,
+        help="seconds to pause when switching between numpy and torch cases, so that the other\n"
+        "library's idle threads (OpenBLAS workers spin ~0.1 s) stop competing for the cores",
+    )
+    p.add_argument("--profile-steps", type=int, default=3, help="steps to profile (0: no profiles)")
+    p.add_argument("--profile-rule", choices=list(RULES), default="bp", help="the rule whose step is profiled")
+    p.add_argument("--memory-runs", type=int, default=2, help="fresh processes per case for the peak memory (0: skip)")
+    p.add_argument("--no-torch", action="store_true", help="do not time PyTorch even if it is importable")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # internal: one memory measurement
+    args = p.parse_args(argv)
+    if min(args.batch, args.width, args.repeats, args.steps, args.peak_size) < 1:
+        p.error("--batch, --width, --repeats, --steps and --peak-size must be positive")
+    if min(args.warmup, args.settle, args.profile_steps, args.memory_runs) < 0:
+        p.error("--warmup, --settle, --profile-steps and --memory-runs must be >= 0")
+    args.rules = list(dict.fromkeys(args.rules))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = ResnetConfig(batch=args.batch, width=args.width, bn=args.bn)
+    if args.memory_child is not None:
+        print(json.dumps(memory_child(cfg, args.memory_child)))
+        return 0
+
+    blas = blas_info()  # before torch is imported, which brings BLAS libraries of its own
+    torch, torch_status = import_torch(not args.no_torch)
+    print_environment(blas, torch, torch_status)
+    load = background_load()
+    print_background_load(load)
+    print(cfg.describe())
+    mirror_every = WeightMirror().mirror_every
+    if "wm" in args.rules and args.steps % mirror_every:
+        print(f"note: --steps {args.steps} is not a multiple of {mirror_every}: wm blocks hold unequal mirror passes")
+    print()
+
+    x, _ = cfg.batch_data()
+    flops = ConvFlopModel.of(cfg.build(), x)
+    # at least 10 tries at the peak (about 0.1 s each on 2 cores): one slow try must not set it
+    peak = measure_peak(args.peak_size, repeats=max(10, args.repeats))
+    shapes = measure_step_matmuls(flops, repeats=max(5, min(args.repeats, 7)))
+    floor = print_matmul_rates(peak, shapes, flops)
+    mirror_m = WeightMirror().mirror_batch_size
+    print(flops.describe(mirror_m))
+    print()
+
+    sanity: list[tuple[float, float]] = []
+    if torch is not None:
+        sanity = sanity_check(cfg, torch)
+        print("sanity: the first steps' losses from the same initial weights and batch, minibp bp vs PyTorch")
+        for i, (ours, theirs) in enumerate(sanity, start=1):
+            print(f"  step {i}: minibp {ours:.6f}  torch {theirs:.6f}  |diff| {abs(ours - theirs):.2e}")
+        print()
+
+    cases = build_cases(cfg, args.rules, flops, torch)
+    time_cases(cases, warmup=args.warmup, repeats=args.repeats, steps=args.steps, settle=args.settle)
+    results = summarise(cases, peak)
+    print_results(cases, results, cfg, peak.gflops)
+    print(f"(the matmuls alone, in minibp's layouts, take {floor * 1e3:.1f} ms of a step)")
+    print()
+
+    mp: MinibpProfile | None = None
+    tp: list[tuple[str, float, float]] | None = None
+    if args.profile_steps:
+        mp = profile_minibp(make_step(cfg, args.profile_rule), args.profile_steps)
+        if torch is not None:
+            time.sleep(args.settle)
+            tp = profile_torch(torch, make_step(cfg, "torch", torch), args.profile_steps)
+        print_profiles(mp, tp, args.profile_rule)
+
+    memory: dict[str, dict[str, Any]] = {}
+    if args.memory_runs:
+        cases_run = [*args.rules, *(["torch"] if torch is not None else [])]
+        memory = print_memory(measure_memory(cfg, cases_run, args.memory_runs))
+
+    if args.json is not None:
+        report = {
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "environment": {
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "blas": blas,
+                "cpu_count": os.cpu_count(),
+                "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+                "torch": None if torch is None else torch.__version__,
+                "torch_threads": None if torch is None else torch.get_num_threads(),
+                "background_load": load,
+            },
+            "flops": {
+                "layers": [asdict(g) for g in flops.layers],
+                "forward": flops.forward,
+                "weight_grads": flops.weight_grads,
+                "input_grads": flops.input_grads,
+                "step": flops.step,
+                "mirror": flops.mirror(mirror_m),
+            },
+            "matmul": [
+                {"label": r.label, "count": count, "m": r.m, "k": r.k, "n": r.n, "ms": r.seconds * 1e3}
+                for _, count, rates in shapes
+                for r in rates
+            ],
+            "matmul_floor_ms": floor * 1e3,
+            "peak_gflops": peak.gflops,
+            "sanity_losses": sanity,
+            "results": results,
+            "memory": memory,
+            "profile_minibp": None if mp is None else asdict(mp),
+            "profile_torch": tp,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
