@@ -472,6 +472,22 @@ def summarise(cases: list[Case], peak: MatmulRate) -> dict[str, dict[str, Any]]:
     return results
 
 
+def print_phases(cases: list[Case], results: dict[str, dict[str, Any]], title: str, decimals: int) -> None:
+    """The per-phase table: forward, loss, backward, optimizer, after_step and total, per case."""
+    rows = [
+        [
+            c.key,
+            *(f"{results[c.key]['phases_ms'][k]:.{decimals}f}" for k in STEP_PHASES),
+            f"{c.best * 1e3:.{decimals}f}",
+        ]
+        for c in cases
+        if c.run.phases == STEP_PHASES
+    ]
+    print(title)
+    print(_table(["case", *STEP_PHASES, "total"], rows, "<" + ">" * (len(STEP_PHASES) + 1)))
+    print()
+
+
 def print_results(cases: list[Case], results: dict[str, dict[str, Any]], args: argparse.Namespace, peak: float) -> None:
     rows = []
     for case in cases:
@@ -504,14 +520,7 @@ def print_results(cases: list[Case], results: dict[str, dict[str, Any]], args: a
     print(_table(header, rows, "<" + ">" * (len(header) - 1)))
     print()
 
-    phase_rows = [
-        [c.key, *(f"{results[c.key]['phases_ms'][k]:.3f}" for k in STEP_PHASES), f"{c.best * 1e3:.3f}"]
-        for c in cases
-        if c.run.phases == STEP_PHASES
-    ]
-    print("where the time goes (ms per step, best block)")
-    print(_table(["case", *STEP_PHASES, "total"], phase_rows, "<" + ">" * (len(STEP_PHASES) + 1)))
-    print()
+    print_phases(cases, results, "where the time goes (ms per step, best block)", decimals=3)
 
     wm = results.get("wm mirror overhead")
     if wm is not None:

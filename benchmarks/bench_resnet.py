@@ -58,6 +58,7 @@ from bench_mlp import (
     import_torch,
     measure_peak,
     print_environment,
+    print_phases,
     time_cases,
 )
 
@@ -744,14 +745,12 @@ def print_results(cases: list[Case], results: dict[str, dict[str, Any]], cfg: Re
     print(_table(header, rows, "<" + ">" * (len(header) - 1)))
     print()
 
-    phase_rows = [
-        [c.key, *(f"{results[c.key]['phases_ms'][k]:.1f}" for k in STEP_PHASES), f"{c.best * 1e3:.1f}"]
-        for c in cases
-        if c.run.phases == STEP_PHASES
-    ]
-    print("where the time goes (ms per step, best block; wm's after_step averages its mirror pass over the block)")
-    print(_table(["case", *STEP_PHASES, "total"], phase_rows, "<" + ">" * (len(STEP_PHASES) + 1)))
-    print()
+    print_phases(
+        cases,
+        results,
+        "where the time goes (ms per step, best block; wm's after_step averages its mirror pass over the block)",
+        decimals=1,
+    )
 
     wm = results.get("wm mirror overhead")
     if wm is not None:

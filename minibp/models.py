@@ -4,7 +4,8 @@ parameters, so tests and notebooks can build tiny versions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -103,6 +104,19 @@ def _head(channels: int, n_classes: int, rng: np.random.Generator, dtype: str) -
     return [GlobalAvgPool(), Dense(channels, int(n_classes), rng=rng, dtype=dtype)]
 
 
+def _stages(
+    c_in: int, plan: Sequence[tuple[int, int]], block: Callable[..., Layer], expansion: int, **kwargs: Any
+) -> tuple[list[Layer], int]:
+    """Residual stages: ``plan`` lists ``(width, blocks)`` per stage; every stage after the first
+    starts with stride 2. Returns the blocks and the channels that come out."""
+    layers: list[Layer] = []
+    for stage, (width, n_blocks) in enumerate(plan):
+        for i in range(n_blocks):
+            layers.append(block(c_in, width, 2 if stage > 0 and i == 0 else 1, **kwargs))
+            c_in = width * expansion
+    return layers, c_in
+
+
 def _stem_norm(c: int, bn: str, dtype: str) -> list[Layer]:
     return [BatchNorm(c, dtype=dtype), ReLU()] if bn == "before" else [ReLU(), BatchNorm(c, dtype=dtype)]
 
@@ -125,13 +139,9 @@ def resnet20(
         Conv2D(c, width, 3, padding=1, bias=False, gain=ReLU.gain, rng=rng, dtype=dtype),
         *_stem_norm(width, bn, dtype),
     ]
-    c_in = width
-    for stage, c_out in enumerate((width, 2 * width, 4 * width)):
-        for block in range(3):
-            stride = 2 if stage > 0 and block == 0 else 1
-            layers.append(basic_block(c_in, c_out, stride, bn=bn, rng=rng, dtype=dtype))
-            c_in = c_out
-    return Network(layers + _head(c_in, n_classes, rng, dtype))
+    plan = [(width * 2**stage, 3) for stage in range(3)]
+    blocks, c_out = _stages(width, plan, basic_block, 1, bn=bn, rng=rng, dtype=dtype)
+    return Network(layers + blocks + _head(c_out, n_classes, rng, dtype))
 
 
 def _imagenet_stem(c: int, width: int, bn: str, rng: np.random.Generator, dtype: str) -> list[Layer]:
@@ -162,15 +172,10 @@ def resnet18(
     pool) and four stages of two basic blocks (``width · 1, 2, 4, 8`` channels)."""
     c, _, _ = _check_imagenet_size(input_shape, "resnet18")
     rng = _rng(seed)
-    layers = _imagenet_stem(c, width, bn, rng, dtype)
-    c_in = width
-    for stage in range(4):
-        c_out = width * 2**stage
-        for block in range(2):
-            stride = 2 if stage > 0 and block == 0 else 1
-            layers.append(basic_block(c_in, c_out, stride, bn=bn, rng=rng, dtype=dtype))
-            c_in = c_out
-    return Network(layers + _head(c_in, n_classes, rng, dtype))
+    stem = _imagenet_stem(c, width, bn, rng, dtype)  # drawn first: weights come from rng in layer order
+    plan = [(width * 2**stage, 2) for stage in range(4)]
+    blocks, c_out = _stages(width, plan, basic_block, 1, bn=bn, rng=rng, dtype=dtype)
+    return Network(stem + blocks + _head(c_out, n_classes, rng, dtype))
 
 
 def resnet50(
@@ -186,15 +191,10 @@ def resnet50(
     ``width · 1, 2, 4, 8`` inner channels (×4 out)."""
     c, _, _ = _check_imagenet_size(input_shape, "resnet50")
     rng = _rng(seed)
-    layers = _imagenet_stem(c, width, bn, rng, dtype)
-    c_in = width
-    for stage, n_blocks in enumerate((3, 4, 6, 3)):
-        inner = width * 2**stage
-        for block in range(n_blocks):
-            stride = 2 if stage > 0 and block == 0 else 1
-            layers.append(bottleneck_block(c_in, inner, stride, bn=bn, rng=rng, dtype=dtype))
-            c_in = inner * 4
-    return Network(layers + _head(c_in, n_classes, rng, dtype))
+    stem = _imagenet_stem(c, width, bn, rng, dtype)
+    plan = [(width * 2**stage, n) for stage, n in enumerate((3, 4, 6, 3))]
+    blocks, c_out = _stages(width, plan, bottleneck_block, 4, bn=bn, rng=rng, dtype=dtype)
+    return Network(stem + blocks + _head(c_out, n_classes, rng, dtype))
 
 
 CONV_MODELS = {"cnn": lenet, "resnet20": resnet20, "resnet18": resnet18, "resnet50": resnet50}

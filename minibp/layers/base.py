@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_backend
 
 Array = Any  # a NumPy or CuPy ndarray
@@ -66,6 +68,21 @@ class WeightLayer(Layer):
     init_std: float = 1.0
     #: shape of one mirror-mode input sample ``y_l``
     mirror_input_shape: tuple[int, ...] = ()
+
+    def init_weights(
+        self, shape: tuple[int, ...], gain: float, bias: bool, rng: np.random.Generator | None, dtype: str, name: str
+    ) -> None:
+        """``W ~ N(0, gain² / fan_in)`` (He et al. 2015) drawn on the host from ``rng``, so every
+        backend starts from the same numbers; ``b = 0``. Call after the shape attributes are set."""
+        xp = get_backend()
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.init_std = float(gain) / np.sqrt(self.fan_in)
+        self.dtype = np.dtype(dtype)
+        self.name = name
+        self.params["W"] = xp.asarray(rng.standard_normal(shape) * self.init_std, dtype=self.dtype)
+        if bias:
+            self.params["b"] = xp.zeros(shape[0], dtype=self.dtype)
+        self.x: Array | None = None  # the input y_l of the last forward pass, for eqs (4) and (17)
 
     @property
     def W(self) -> Array:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module, get_backend
+from ..backend import get_array_module
 from .base import Array, WeightLayer
 
 
@@ -124,18 +124,9 @@ class Conv2D(WeightLayer):
                 f"Conv2D needs positive channels, kernel and stride and padding >= 0, got "
                 f"c_in={c_in}, c_out={c_out}, kernel={kernel}, stride={stride}, padding={padding}"
             )
-        xp = get_backend()
-        rng = rng if rng is not None else np.random.default_rng(0)
         self.c_in, self.c_out, self.k = int(c_in), int(c_out), int(kernel)
         self.stride, self.padding = int(stride), int(padding)
-        self.init_std = float(gain) / np.sqrt(self.fan_in)
-        self.dtype = np.dtype(dtype)
-        self.name = name
-        W = rng.standard_normal((self.c_out, self.c_in, self.k, self.k)) * self.init_std
-        self.params["W"] = xp.asarray(W, dtype=self.dtype)
-        if bias:
-            self.params["b"] = xp.zeros(self.c_out, dtype=self.dtype)
-        self.x: Array | None = None
+        self.init_weights((self.c_out, self.c_in, self.k, self.k), gain, bias, rng, dtype, name)
 
     def __repr__(self) -> str:
         return f"Conv2D({self.c_in}, {self.c_out}, k={self.k}, stride={self.stride}, padding={self.padding})"

@@ -34,17 +34,8 @@ class Dense(WeightLayer):
         super().__init__()
         if int(n_in) < 1 or int(n_out) < 1:
             raise ValueError(f"Dense layer sizes must be positive, got n_in={n_in}, n_out={n_out}")
-        xp = get_backend()
-        rng = rng if rng is not None else np.random.default_rng(0)
         self.n_in, self.n_out = int(n_in), int(n_out)
-        self.init_std = float(gain) / np.sqrt(self.n_in)
-        self.dtype = np.dtype(dtype)
-        self.name = name
-        W = rng.standard_normal((self.n_out, self.n_in)) * self.init_std
-        self.params["W"] = xp.asarray(W, dtype=self.dtype)
-        if bias:
-            self.params["b"] = xp.zeros(self.n_out, dtype=self.dtype)
-        self.x: Array | None = None
+        self.init_weights((self.n_out, self.n_in), gain, bias, rng, dtype, name)
 
     def __repr__(self) -> str:
         return f"Dense({self.n_in}, {self.n_out})"
