@@ -472,6 +472,19 @@ def summarise(cases: list[Case], peak: MatmulRate) -> dict[str, dict[str, Any]]:
     return results
 
 
+def environment_report(blas: Any, torch: Any) -> dict[str, Any]:
+    """The machine and library versions, for a benchmark's JSON report."""
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas,
+        "cpu_count": os.cpu_count(),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "torch": None if torch is None else torch.__version__,
+        "torch_threads": None if torch is None else torch.get_num_threads(),
+    }
+
+
 def print_phases(cases: list[Case], results: dict[str, dict[str, Any]], title: str, decimals: int) -> None:
     """The per-phase table: forward, loss, backward, optimizer, after_step and total, per case."""
     rows = [
@@ -565,15 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         report = {
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "environment": {
-                "python": platform.python_version(),
-                "numpy": np.__version__,
-                "blas": blas,
-                "cpu_count": os.cpu_count(),
-                "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-                "torch": None if torch is None else torch.__version__,
-                "torch_threads": None if torch is None else torch.get_num_threads(),
-            },
+            "environment": environment_report(blas, torch),
             "flops": {
                 "forward": flops.forward,
                 "weight_grads": flops.weight_grads,

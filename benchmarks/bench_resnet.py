@@ -31,7 +31,6 @@ import cProfile
 import gc
 import json
 import os
-import platform
 import pstats
 import resource
 import subprocess
@@ -55,6 +54,7 @@ from bench_mlp import (
     _table,
     _time_matmul,
     blas_info,
+    environment_report,
     import_torch,
     measure_peak,
     print_environment,
@@ -872,16 +872,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         report = {
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "environment": {
-                "python": platform.python_version(),
-                "numpy": np.__version__,
-                "blas": blas,
-                "cpu_count": os.cpu_count(),
-                "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-                "torch": None if torch is None else torch.__version__,
-                "torch_threads": None if torch is None else torch.get_num_threads(),
-                "background_load": load,
-            },
+            "environment": {**environment_report(blas, torch), "background_load": load},
             "flops": {
                 "layers": [asdict(g) for g in flops.layers],
                 "forward": flops.forward,
