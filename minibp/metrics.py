@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from .backend import get_array_module, to_numpy
 from .network import Network
 from .rules import Backprop, Rule
@@ -69,7 +67,3 @@ def delta_angles(net: Network, rule: Rule, x: Array, targets: Array, loss_fn: An
 def accuracy(logits: Array, labels: Array) -> float:
     """Fraction of rows whose largest output is the label."""
     return float(to_numpy((logits.argmax(axis=1) == labels).mean()))
-
-
-def summarize_angles(values: list[float]) -> str:
-    return " ".join("nan" if np.isnan(v) else f"{v:5.1f}" for v in values)

@@ -159,10 +159,3 @@ class SGD:
                     g = buf
                 xp.multiply(g, lr, out=buf)
                 p -= buf  # eq (16): ΔW = − η δ yᵀ − λ W
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"lr": self.lr, "velocity": self.velocity}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.lr = float(state["lr"])
-        self.velocity = dict(state["velocity"])

@@ -58,12 +58,6 @@ class Rule:
     def after_step(self, net: Network) -> None:
         """Work done between training steps (the weight mirror's mirror mode)."""
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -181,13 +175,6 @@ class WeightMirror(Rule):
             y_next = act.phi(layer.mirror_forward(y_l, bias=not self.bias_blocking))  # eq (1) / eq (12)
             # eq (7) with eq (6), δ_l = y_l: B ← (1 − λ_B) B + η_B · mean(y_l y_{l+1}ᵀ)
             layer.mirror_update(y_l, y_next, self.lr_b, self.decay)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"steps": self._steps, "rng": self._rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._steps = int(state["steps"])
-        self._rng.bit_generator.state = state["rng"]
 
 
 RULES: dict[str, type[Rule]] = {

@@ -53,7 +53,6 @@ class Container(Layer):
         for child in self.children():
             if isinstance(child, Container):
                 yield from child.mirror_pairs()
-        yield from ()
 
 
 class Sequential(Container):
