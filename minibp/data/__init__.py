@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import Dataset, check_arrays
+from .base import Batch, BatchSource, Dataset, check_arrays, epoch_order
 from .digits import load_digits
 
 DATASETS: dict[str, Callable[..., Dataset]] = {"digits": load_digits}
@@ -17,4 +17,4 @@ def load_dataset(name: str, **kwargs: object) -> Dataset:
     return DATASETS[key](**kwargs)
 
 
-__all__ = ["DATASETS", "Dataset", "check_arrays", "load_dataset", "load_digits"]
+__all__ = ["DATASETS", "Batch", "BatchSource", "Dataset", "check_arrays", "epoch_order", "load_dataset", "load_digits"]

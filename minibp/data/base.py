@@ -1,10 +1,57 @@
-"""The dataset container and the checks every dataset passes before training."""
+"""The dataset container, the batch interface the trainer reads, and the checks every dataset passes.
+
+The trainer sees data only through :class:`BatchSource`: ``train_batches`` for one epoch
+in a fixed shuffled order, ``test_batches`` in file order, and ``probe`` for the delta
+angle. :class:`Dataset` (arrays in memory) implements it for every dataset but ImageNet,
+whose folder loader (:mod:`minibp.data.imagenet`) streams decoded images instead.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+
+Batch = tuple[np.ndarray, np.ndarray]
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` (1, 2, ...) visits ``n`` training examples.
+
+    It depends only on ``(seed, epoch)``, so a resumed run visits the same examples
+    as an uninterrupted one without replaying earlier epochs.
+    """
+    return np.random.default_rng([int(seed), 2, int(epoch)]).permutation(int(n))
+
+
+class BatchSource(Protocol):
+    """What the trainer reads: host (NumPy) batches of float inputs and integer labels."""
+
+    name: str
+    n_classes: int
+    #: (channels, height, width) of one sample as an image; None for flat data
+    image_shape: tuple[int, ...] | None
+
+    @property
+    def n_train(self) -> int: ...
+
+    @property
+    def n_test(self) -> int: ...
+
+    def train_batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0) -> Iterator[Batch]:
+        """Epoch ``epoch``'s batches in the order :func:`epoch_order` gives, from step ``start`` on."""
+        ...
+
+    def test_batches(self, batch_size: int) -> Iterator[Batch]:
+        """The test set in a fixed order, without augmentation."""
+        ...
+
+    def probe(self, n: int) -> Batch:
+        """A fixed set of ``n`` training examples, without augmentation (the delta angle's batch)."""
+        ...
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, what: str) -> None:
@@ -59,6 +106,27 @@ class Dataset:
             self.image_shape = self.input_shape
         if self.image_shape is not None and int(np.prod(self.image_shape)) != self.n_features:
             raise ValueError(f"{self.name}: image shape {self.image_shape} does not hold {self.n_features} features")
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        return int(self.x_test.shape[0])
+
+    def train_batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0) -> Iterator[Batch]:
+        order = epoch_order(self.n_train, seed, epoch)
+        for step in range(int(start), math.ceil(self.n_train / batch_size)):
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            yield self.x_train[idx], self.y_train[idx]
+
+    def test_batches(self, batch_size: int) -> Iterator[Batch]:
+        for i in range(0, self.n_test, batch_size):
+            yield self.x_test[i : i + batch_size], self.y_test[i : i + batch_size]
+
+    def probe(self, n: int) -> Batch:
+        return self.x_train[:n], self.y_train[:n]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
