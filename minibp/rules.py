@@ -58,6 +58,13 @@ class Rule:
     def after_step(self, net: Network) -> None:
         """Work done between training steps (the weight mirror's mirror mode)."""
 
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must keep of the rule beyond the layers' arrays (JSON-able)."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state`."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -154,8 +161,24 @@ class WeightMirror(Rule):
         for field in ("mirror_batch_size", "mirror_batches", "mirror_every"):
             if int(getattr(self, field)) < 1:
                 raise ValueError(f"weight mirror {field} must be a positive integer, got {getattr(self, field)}")
-        self._steps = 0
-        self._rng = get_backend().random.default_rng(self.seed)
+        self._steps = 0  # training steps seen
+        self._passes = 0  # mirror passes made; numbers each pass's noise
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": self._steps, "passes": self._passes}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._steps, self._passes = int(state["steps"]), int(state["passes"])
+
+    def _noise_rng(self) -> Any:
+        """The generator of the next mirror pass's noise, seeded by ``(seed, pass number)``.
+
+        A fresh generator per pass, rather than one long stream, keeps the rule's whole
+        random state in one integer, so a checkpoint restores it exactly on NumPy and CuPy.
+        """
+        seed = np.random.SeedSequence([int(self.seed), 3, self._passes]).generate_state(1)[0]
+        self._passes += 1
+        return get_backend().random.default_rng(int(seed))
 
     def init_feedback(self, layer: WeightLayer, rng: np.random.Generator) -> None:
         _random_feedback(layer, rng)
@@ -168,9 +191,10 @@ class WeightMirror(Rule):
 
     def mirror(self, net: Network) -> None:
         """One mirror-mode pass: every weight layer in turn, input to output (Fig 1b)."""
+        rng = self._noise_rng()
         for layer, act in net.mirror_pairs():
             shape = (self.mirror_batch_size, *layer.mirror_input_shape)
-            y_l = self._rng.standard_normal(shape, dtype=layer.W.dtype)
+            y_l = rng.standard_normal(shape, dtype=layer.W.dtype)
             y_l *= self.sigma  # the layer fires zero-mean noise of variance σ²
             y_next = act.phi(layer.mirror_forward(y_l, bias=not self.bias_blocking))  # eq (1) / eq (12)
             # eq (7) with eq (6), δ_l = y_l: B ← (1 − λ_B) B + η_B · mean(y_l y_{l+1}ᵀ)
