@@ -1,8 +1,10 @@
-"""The command line: ``minibp train`` and ``minibp compare``.
+"""The command line: ``minibp train``, ``minibp compare``, ``minibp plot`` and ``minibp presets``.
 
 Every field of :class:`~minibp.train.TrainConfig` is a flag (``--weight-decay``,
-``--wm-sigma``, …); ``--config FILE.json`` sets several at once and flags given on
-the command line override it.
+``--wm-sigma``, …). Settings are layered: a ``--preset`` first, then ``--config
+FILE.json``, then the flags given on the command line. ``--resume`` continues the run in
+``--out`` from its checkpoint with its saved settings (flags may change only the
+runtime ones: backend, data folder, workers, logging and checkpoint intervals).
 """
 
 from __future__ import annotations
@@ -15,13 +17,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .presets import PRESETS, describe_presets
 from .rules import RULES
-from .train import TrainConfig, TrainingDiverged, compare, train
+from .train import RUNTIME_SETTINGS, TrainConfig, TrainingInterrupted, TrainingStopped, compare, train
 
 HELP = {
     "rule": "learning rule: bp (backprop), fa (feedback alignment), ss (sign-symmetry), "
     "wm (weight mirror), kp (Kolen-Pollack)",
-    "dataset": "dataset name (digits: scikit-learn's 8x8 digits, no download)",
+    "dataset": "dataset: digits (built in), mnist, fashion-mnist, cifar10, imagenet32, imagenet64, "
+    "imagenet (folder of JPEGs), teacher (synthetic)",
+    "data_dir": "folder holding the dataset files (default: $MINIBP_DATA, else ~/.cache/minibp)",
+    "image_size": "imagenet: side of the training crops and of the validation center crop",
+    "workers": "imagenet: decoding processes (-1: one per CPU core but one)",
+    "log_every": "steps between reads of the loss on the host (divergence check, progress bar)",
+    "checkpoint_every": "steps between checkpoints inside an epoch (0: after each epoch only)",
     "model": "model: mlp, cnn (LeNet-style), resnet20, resnet18, resnet50",
     "width": "base width of a convolutional model (0: its default: cnn 6, resnet20 16, resnet18/50 64)",
     "bn": "batch-norm placement in ResNets: after the ReLU (the paper's variant) or before it",
@@ -80,9 +89,13 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = top.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="JSON file of settings (flags override it)")
+    common.add_argument("--preset", choices=sorted(PRESETS), help="a named setup (see `minibp presets`)")
+    common.add_argument("--config", type=Path, help="JSON file of settings (override the preset; flags override it)")
     common.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default: runs)")
     common.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint, with its saved settings"
+    )
     t = sub.add_parser("train", parents=[common], help="train one network under one rule")
     _add_config_flags(t)
     c = sub.add_parser("compare", parents=[common], help="train all rules from the same seed and initial weights")
@@ -90,35 +103,102 @@ def parser() -> argparse.ArgumentParser:
         "--rules", nargs="+", choices=list(RULES), default=list(RULES), help="rules to compare (default: all)"
     )
     _add_config_flags(c, skip=("rule",))
+    pl = sub.add_parser("plot", help="draw Fig 3 (test error) and Fig 4 (angles) from run folders, as PNG and PDF")
+    pl.add_argument("runs", nargs="+", type=Path, help="run folders: a compare's --out, or single rules' folders")
+    pl.add_argument("--out", type=Path, help="folder for the figures (default: the first run folder)")
+    pl.add_argument("--title", default="", help="title over the figures")
+    sub.add_parser("presets", help="list the presets and their settings")
     return top
 
 
-def _config(args: argparse.Namespace) -> TrainConfig:
+def _read_settings(path: Path) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    values: dict[str, Any] = {}
-    if args.config is not None:
-        try:
-            loaded = json.loads(args.config.read_text())
-        except FileNotFoundError:
-            raise SystemExit(f"minibp: config file {args.config} does not exist") from None
-        except json.JSONDecodeError as err:
-            raise SystemExit(f"minibp: config file {args.config} is not valid JSON: {err}") from None
-        if not isinstance(loaded, dict):
-            raise SystemExit(f"minibp: config file {args.config} must hold a JSON object of settings")
-        unknown = sorted(set(loaded) - names)
-        if unknown:
-            raise SystemExit(f"minibp: unknown setting(s) {unknown} in {args.config}; known: {sorted(names)}")
-        values.update(loaded)
-    values.update({k: v for k, v in vars(args).items() if k in names})
-    return TrainConfig(**values)
+    try:
+        loaded = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"minibp: config file {path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"minibp: config file {path} is not valid JSON: {err}") from None
+    if not isinstance(loaded, dict):
+        raise SystemExit(f"minibp: config file {path} must hold a JSON object of settings")
+    unknown = sorted(set(loaded) - names)
+    if unknown:
+        raise SystemExit(f"minibp: unknown setting(s) {unknown} in {path}; known: {sorted(names)}")
+    return loaded
+
+
+def _saved_run(args: argparse.Namespace) -> Path:
+    """The config.json of the run ``--resume`` continues: ``<out>/<rule>/config.json``."""
+    rule = getattr(args, "rule", None)
+    if rule is not None:
+        return args.out / rule / "config.json"
+    found = sorted(args.out.glob("*/config.json"))
+    if not found:
+        raise SystemExit(f"minibp: nothing to resume in {args.out}: no <rule>/config.json there; check --out")
+    if args.command == "train" and len(found) > 1:
+        rules = [p.parent.name for p in found]
+        raise SystemExit(f"minibp: {args.out} holds several runs ({', '.join(rules)}): say which with --rule")
+    return found[0]
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags on the command line (not their defaults)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def _config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, dict[str, Any]]]:
+    """The run's config, and per-rule settings for ``compare`` (from a preset that has them).
+
+    Layers, later winning: the preset, its settings for the rule, ``--config``, the flags.
+    With ``--resume``: the saved config.json, then runtime flags only.
+    """
+    flags = _flags(args)
+    if args.resume:
+        if args.preset or args.config:
+            raise SystemExit("minibp: --resume takes the run's saved settings; leave out --preset and --config")
+        fixed = sorted(set(flags) - set(RUNTIME_SETTINGS) - {"rule"})
+        if fixed:
+            raise SystemExit(
+                f"minibp: --resume continues a run with its saved settings; it cannot change {fixed} "
+                f"(only {', '.join(RUNTIME_SETTINGS)}); start a new run in another --out instead"
+            )
+        return TrainConfig(**{**_read_settings(_saved_run(args)), **flags}), {}
+    preset = PRESETS[args.preset] if args.preset else None
+    from_file = _read_settings(args.config) if args.config is not None else {}
+    given = {**from_file, **flags}
+    base = dict(preset.settings) if preset else {}
+    per_rule: dict[str, dict[str, Any]] = {}
+    if preset is not None:
+        per_rule = {
+            rule: {k: v for k, v in extra.items() if k not in given} for rule, extra in preset.rule_settings.items()
+        }
+    if args.command == "train":
+        rule = given.get("rule", base.get("rule", "bp"))
+        base.update(per_rule.get(rule, {}))
+    return TrainConfig(**{**base, **given}), per_rule
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from .plots import load_runs, plot_paper_figures  # noqa: PLC0415 (matplotlib only when plotting)
+
+    runs = load_runs(args.runs)
+    for path in plot_paper_figures(runs, args.out or args.runs[0], title=args.title):
+        print(f"figure: {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "presets":
+        print(describe_presets())
+        return 0
     try:
-        config = _config(args)
+        if args.command == "plot":
+            _plot(args)
+            return 0
+        config, per_rule = _config(args)
         if args.command == "train":
-            _, history = train(config, out=args.out, progress=not args.quiet)
+            _, history = train(config, out=args.out, progress=not args.quiet, resume=args.resume)
             last = history[-1]
             print(
                 f"{config.rule}: test accuracy {last['test_accuracy']:.4f}, "
@@ -127,11 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"metrics: {args.out / config.rule / 'metrics.jsonl'}")
         else:
-            result = compare(config, args.rules, out=args.out, progress=not args.quiet)
+            result = compare(
+                config, args.rules, out=args.out, progress=not args.quiet, resume=args.resume, per_rule=per_rule
+            )
             print(result.table())
             print(f"summary: {args.out / 'summary.json'}\nfigure:  {args.out / 'compare.png'}")
-    except (ValueError, RuntimeError) as err:
-        kind = "training stopped" if isinstance(err, TrainingDiverged) else "error"
+    except TrainingInterrupted as err:
+        again = f"minibp {args.command} --out {args.out} --resume" + (
+            f" --rule {config.rule}" if args.command == "train" else ""
+        )
+        print(f"minibp: {err}\nminibp: continue with: {again}", file=sys.stderr)
+        return 130
+    except (ValueError, RuntimeError, OSError) as err:
+        kind = "training stopped" if isinstance(err, TrainingStopped) else "error"
         print(f"minibp: {kind}: {err}", file=sys.stderr)
         return 2
     return 0

@@ -79,6 +79,108 @@ def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: 
     return path
 
 
+def load_runs(paths: Sequence[str | Path]) -> dict[str, list[dict[str, Any]]]:
+    """Histories from run folders: a folder with ``metrics.jsonl`` is one run; a folder whose
+    subfolders have one (a ``compare``'s ``--out``) is several. Keys are rule names, or
+    ``folder/rule`` where two runs would share a name."""
+    import json  # noqa: PLC0415
+
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / "metrics.jsonl").is_file():
+            found.append(path)
+        elif path.is_dir() and sorted(path.glob("*/metrics.jsonl")):
+            found += [m.parent for m in sorted(path.glob("*/metrics.jsonl"))]
+        else:
+            raise FileNotFoundError(f"{path} holds no metrics.jsonl, nor subfolders with one: give run folders")
+    rules = [_rule_of(run) for run in found]
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for run, rule in zip(found, rules):
+        key = rule if rules.count(rule) == 1 else f"{run.parent.name}/{rule}"
+        lines = [line for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        try:
+            runs[key] = [json.loads(line) for line in lines]
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{run / 'metrics.jsonl'} has a line that is not JSON ({err})") from None
+        if not runs[key]:
+            raise ValueError(f"{run / 'metrics.jsonl'} is empty: the run has not finished an epoch")
+    return runs
+
+
+def _rule_of(run: Path) -> str:
+    import json  # noqa: PLC0415
+
+    config = run / "config.json"
+    return str(json.loads(config.read_text()).get("rule", run.name)) if config.is_file() else run.name
+
+
+def _save_both(fig: Any, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _rule_key(label: str) -> str:
+    return label.rsplit("/", 1)[-1]
+
+
+def plot_test_error(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str | Path, title: str = "") -> list[Path]:
+    """Fig 3: top-1 test error (%) per epoch, one line per run. Saves ``stem``.png and .pdf."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    for label, hist in runs.items():
+        rule = _rule_key(label)
+        ax.plot(
+            [r["epoch"] for r in hist],
+            [100 * (1 - r["test_accuracy"]) for r in hist],
+            color=RULE_COLORS.get(rule) if len(runs) <= len(RULE_COLORS) else None,
+            lw=1.8,
+            label=RULE_LABELS.get(label, label),
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("top-1 test error (%)")
+    ax.set_title(title or "Test error", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    return _save_both(fig, Path(stem))
+
+
+def plot_alignment(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str | Path, title: str = "") -> list[Path]:
+    """Fig 4: matrix angles (top row) and delta angles (bottom row) per layer over training,
+    one column per run (backprop, whose angles are all zero, left out); layers run from input
+    (dark) to output (light) of a colour ramp. Saves ``stem``.png and .pdf."""
+    shown = {k: h for k, h in runs.items() if _rule_key(k) != "bp"} or dict(runs)
+    cols = len(shown)
+    fig, axes = plt.subplots(2, cols, figsize=(3.0 * cols + 0.8, 5.4), squeeze=False, sharey=True)
+    n_layers = max(len(h[0]["matrix_angle"]) for h in shown.values())
+    for j, (label, hist) in enumerate(shown.items()):
+        name = RULE_LABELS.get(label, label)
+        plot_angles(axes[0, j], hist, "matrix_angle", f"{name}: matrix angle ∠(B, Wᵀ)")
+        plot_angles(axes[1, j], hist, "delta_angle", f"{name}: delta angle ∠(δ, δ_BP)")
+        axes[1, j].set_xlabel("epoch")
+    axes[0, 0].set_ylabel("degrees")
+    axes[1, 0].set_ylabel("degrees")
+    ramp = matplotlib.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.Normalize(1, max(n_layers, 2)))
+    bar = fig.colorbar(ramp, ax=axes, fraction=0.03, pad=0.02)
+    bar.set_label("weight layer (input → output)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save_both(fig, Path(stem))
+
+
+def plot_paper_figures(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]], folder: str | Path, title: str = ""
+) -> list[Path]:
+    """Fig 3 (``fig3_test_error``) and Fig 4 (``fig4_angles``) of ``runs`` in ``folder``, PNG and PDF."""
+    folder = Path(folder)
+    return [
+        *plot_test_error(runs, folder / "fig3_test_error", title),
+        *plot_alignment(runs, folder / "fig4_angles", title),
+    ]
+
+
 def save_figure(fig: Any, name: str) -> Path | None:
     """Save ``fig`` as ``<folder>/<name>.png`` when ``$MINIBP_FIGURES`` names a folder.
 

@@ -9,7 +9,12 @@ its mirror mode (Fig 1):
 4. optimizer step, eqs (16)–(17);
 5. ``rule.after_step``: mirror mode for WM, eqs (6)–(7).
 
-Each epoch appends one JSON object to ``<out>/<rule>/metrics.jsonl``.
+Each epoch appends one JSON object to ``<out>/<rule>/metrics.jsonl`` and rewrites
+``<out>/<rule>/checkpoint.npz`` (:mod:`minibp.checkpoint`), so an interrupted run resumes.
+
+The loss stays on the device during training: the host reads it once every
+``log_every`` steps (to check for divergence and move the progress bar) and at the end
+of each epoch (for the record), never inside a step.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,10 +35,11 @@ from typing import Any
 import numpy as np
 
 from .backend import get_backend, set_backend, to_numpy
-from .data import Dataset, load_dataset
+from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .data import BatchSource, load_dataset
 from .layers.residual import BN_PLACEMENTS
 from .losses import get_loss
-from .metrics import accuracy, delta_angles, matrix_angles
+from .metrics import delta_angles, matrix_angles
 from .models import CONV_MODELS, MODELS, mlp
 from .network import Network
 from .optim import SGD, get_schedule
@@ -39,15 +48,28 @@ from .rules import RULES, Rule, WeightMirror, get_rule
 Record = dict[str, Any]
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN, infinite, or ``diverge_factor`` times the untrained network's.
-
-    ``history`` holds the records of the epochs finished before it happened.
-    """
+class TrainingStopped(RuntimeError):
+    """Base of the two ways a run ends early. ``history`` holds the records of the finished epochs."""
 
     def __init__(self, message: str, history: list[Record]) -> None:
         super().__init__(message)
         self.history = history
+
+
+class TrainingDiverged(TrainingStopped):
+    """The loss became NaN, infinite, or ``diverge_factor`` times the untrained network's.
+
+    The run's last checkpoint (written before the bad step) stays as it was.
+    """
+
+
+class TrainingInterrupted(TrainingStopped):
+    """Ctrl-C (SIGINT) stopped the run after a checkpoint of the current step was saved."""
+
+
+#: settings that may differ when a run is resumed: they change where and how fast it runs,
+#: never its numbers
+RUNTIME_SETTINGS = ("backend", "data_dir", "workers", "log_every", "checkpoint_every")
 
 
 @dataclass
@@ -74,6 +96,11 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "float32"
     backend: str = "numpy"
+    # where dataset files are looked for ("": $MINIBP_DATA, else ~/.cache/minibp)
+    data_dir: str = ""
+    # ImageNet folder loader: image side and decoding processes (-1: the loader's default)
+    image_size: int = 224
+    workers: int = -1
     # weight mirror (rule "wm") settings, eqs (6)-(7), (11)-(12)
     wm_sigma: float = 1.0
     wm_lr: float = 0.008
@@ -86,6 +113,10 @@ class TrainConfig:
     probe_size: int = 512
     # stop when a batch loss exceeds this multiple of the untrained network's loss (or is NaN/inf)
     diverge_factor: float = 1e3
+    # steps between reads of the loss on the host (divergence check, progress bar)
+    log_every: int = 50
+    # steps between checkpoints inside an epoch (0: only at the end of each epoch)
+    checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -96,7 +127,9 @@ class TrainConfig:
             raise ValueError(f"bn must be 'after' (the paper's: BatchNorm after ReLU) or 'before', got {self.bn!r}")
         if int(self.width) < 0:
             raise ValueError(f"width must be >= 0 (0 picks the model's default), got {self.width}")
-        for name in ("epochs", "batch_size", "probe_size"):
+        if int(self.checkpoint_every) < 0:
+            raise ValueError(f"checkpoint_every must be >= 0 (0: at epoch ends only), got {self.checkpoint_every}")
+        for name in ("epochs", "batch_size", "probe_size", "log_every", "image_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -124,10 +157,19 @@ class TrainConfig:
         )
 
 
-def build_model(config: TrainConfig, data: Dataset) -> Network:
+def load_data(config: TrainConfig) -> BatchSource:
+    """The dataset ``config.dataset``, its files looked for in ``config.data_dir``."""
+    kwargs: dict[str, Any] = {"data_dir": config.data_dir or None, "flatten": False}
+    if config.dataset == "imagenet":
+        kwargs.update(image_size=config.image_size, workers=None if config.workers < 0 else config.workers)
+    return load_dataset(config.dataset, **kwargs)
+
+
+def build_model(config: TrainConfig, data: BatchSource) -> Network:
     """The network ``config.model`` for ``data``'s input and class count, weights from ``config.seed``."""
     if config.model == "mlp":
-        sizes = [data.n_features, *config.hidden, data.n_classes]
+        n_features = int(np.prod(data.probe(1)[0].shape[1:]))
+        sizes = [n_features, *config.hidden, data.n_classes]
         return mlp(sizes, config.activation, seed=config.seed, dtype=config.dtype)
     if data.image_shape is None:
         raise ValueError(f"model {config.model!r} needs images, but {data.name} has flat samples: use --model mlp")
@@ -139,30 +181,32 @@ def build_model(config: TrainConfig, data: Dataset) -> Network:
     return CONV_MODELS[config.model](data.image_shape, data.n_classes, **kwargs)
 
 
-def _batches(x: Any, y: Any, size: int) -> Any:
-    for i in range(0, x.shape[0], size):
-        yield x[i : i + size], y[i : i + size]
+def evaluate(net: Network, loss_fn: Any, batches: Iterable[tuple[Any, Any]]) -> tuple[float, float]:
+    """Mean loss and accuracy of ``net`` over ``batches`` (device arrays), without touching training state.
 
-
-def evaluate(net: Network, loss_fn: Any, x: Any, y: Any, batch_size: int = 1000) -> tuple[float, float]:
-    """Mean loss and accuracy of ``net`` on ``(x, y)``, without touching training state."""
-    total_loss, correct = 0.0, 0.0
-    for xb, yb in _batches(x, y, batch_size):
+    Sums stay on the device; one explicit transfer at the end.
+    """
+    xp = get_backend()
+    total_loss, correct, n = xp.zeros((), dtype=xp.float64), xp.zeros((), dtype=xp.float64), 0
+    for xb, yb in batches:
         out = net.forward(xb, train=False)
         loss, _ = loss_fn(out, yb)
-        total_loss += float(loss) * xb.shape[0]
-        correct += accuracy(out, yb) * xb.shape[0]
-    return total_loss / x.shape[0], correct / x.shape[0]
+        total_loss += loss * xb.shape[0]
+        correct += (out.argmax(axis=1) == yb).sum()
+        n += xb.shape[0]
+    return float(to_numpy(total_loss)) / n, float(to_numpy(correct)) / n
 
 
 class _JsonLines:
     """Appends one JSON object per line and flushes, so a killed run keeps every finished epoch."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, records: Sequence[Record] = ()) -> None:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+            os.replace(tmp, path)
 
     def write(self, record: Record) -> None:
         if self.path is not None:
@@ -180,13 +224,49 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def check_resumable(saved: dict[str, Any], config: TrainConfig, where: Path) -> None:
+    """Raise if ``config`` would not continue the run saved with ``saved`` (its config.json)."""
+    now = config.to_dict()
+    diff = sorted(k for k in set(saved) | set(now) if k not in RUNTIME_SETTINGS and saved.get(k) != now.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in diff)
+        raise ValueError(
+            f"cannot resume {where}: its settings differ ({shown}); resume with the saved config "
+            f"(only {', '.join(RUNTIME_SETTINGS)} may change) or start a new run in another --out"
+        )
+
+
+class _StopFlag:
+    """Ctrl-C asks the run to stop after the current step; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nminibp: stopping after this step to save a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def train(
     config: TrainConfig,
     *,
-    data: Dataset | None = None,
+    data: BatchSource | None = None,
     out: str | Path | None = None,
     progress: bool = True,
     callback: Callable[[Record], None] | None = None,
+    resume: bool = False,
 ) -> tuple[Network, list[Record]]:
     """Train one network under ``config.rule``; returns the network and one record per epoch.
 
@@ -195,10 +275,44 @@ def train(
     matrix_angle`` (one per weight layer, input to output), ``delta_angle`` (one per
     hidden weight layer) and ``seconds`` (wall time of the epoch). Epoch 0 is the
     untrained network, so curves start where training starts.
+
+    With ``out``, ``<out>/<rule>/checkpoint.npz`` is rewritten atomically after every
+    epoch (and every ``checkpoint_every`` steps), and Ctrl-C saves one after the current
+    step and raises :class:`TrainingInterrupted`. ``resume=True`` continues from that
+    checkpoint; on NumPy the numbers equal an uninterrupted run's exactly.
     """
     set_backend(config.backend)
     xp = get_backend()
-    data = data if data is not None else load_dataset(config.dataset)
+    run_dir = Path(out) / config.rule if out is not None else None
+    ckpt_path = run_dir / "checkpoint.npz" if run_dir is not None else None
+    if resume:
+        if ckpt_path is None:
+            raise ValueError("resume needs the run's output folder (--out)")
+        if not ckpt_path.exists():
+            raise FileNotFoundError(
+                f"nothing to resume in {run_dir}: it has no checkpoint.npz; start the run without --resume"
+            )
+        saved = json.loads((run_dir / "config.json").read_text())
+        check_resumable(saved, config, run_dir)
+    own_data = data is None
+    data = load_data(config) if data is None else data
+    try:
+        return _train(config, data, xp, run_dir, ckpt_path, progress, callback, resume)
+    finally:
+        if own_data and hasattr(data, "close"):
+            data.close()
+
+
+def _train(
+    config: TrainConfig,
+    data: BatchSource,
+    xp: Any,
+    run_dir: Path | None,
+    ckpt_path: Path | None,
+    progress: bool,
+    callback: Callable[[Record], None] | None,
+    resume: bool,
+) -> tuple[Network, list[Record]]:
     net = build_model(config, data)
     rule = config.make_rule()
     net.init_feedback(rule, np.random.default_rng([config.seed, 1]))
@@ -209,23 +323,18 @@ def train(
         get_schedule(config.schedule, epochs=config.epochs, milestones=config.milestones, gamma=config.gamma),
     )
     loss_fn = get_loss(config.loss)
-    order_rng = np.random.default_rng([config.seed, 2])
-
     sample = (-1,) if config.model == "mlp" else data.image_shape  # MLPs see flat vectors, CNNs images
-    x_train = xp.asarray(data.x_train.reshape(len(data.x_train), *sample), dtype=config.dtype)
-    y_train = xp.asarray(data.y_train)
-    x_test = xp.asarray(data.x_test.reshape(len(data.x_test), *sample), dtype=config.dtype)
-    y_test = xp.asarray(data.y_test)
-    probe = slice(0, min(config.probe_size, x_train.shape[0]))
 
-    run_dir = Path(out) / config.rule if out is not None else None
-    if run_dir is not None:
-        write_json(run_dir / "config.json", config.to_dict())
-    log = _JsonLines(run_dir / "metrics.jsonl" if run_dir is not None else None)
+    def to_device(x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:  # the one host→device copy of a batch
+        return xp.asarray(x.reshape(len(x), *sample), dtype=config.dtype), xp.asarray(y)
+
+    x_probe, y_probe = to_device(*data.probe(min(config.probe_size, data.n_train)))
+    steps_per_epoch = math.ceil(data.n_train / config.batch_size)
 
     def record(epoch: int, train_loss: float, train_acc: float, seconds: float) -> Record:
-        test_loss, test_acc = evaluate(net, loss_fn, x_test, y_test)
-        rec = {
+        test = (to_device(x, y) for x, y in data.test_batches(1000))
+        test_loss, test_acc = evaluate(net, loss_fn, test)
+        return {
             "epoch": epoch,
             "lr": opt.lr,
             "train_loss": train_loss,
@@ -233,56 +342,122 @@ def train(
             "test_loss": test_loss,
             "test_accuracy": test_acc,
             "matrix_angle": matrix_angles(net, rule),
-            "delta_angle": delta_angles(net, rule, x_train[probe], y_train[probe], loss_fn),
+            "delta_angle": delta_angles(net, rule, x_probe, y_probe, loss_fn),
             "seconds": seconds,
         }
-        log.write(rec)
-        if callback is not None:
-            callback(rec)
-        return rec
 
-    n = x_train.shape[0]
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    history = [record(0, *evaluate(net, loss_fn, x_train, y_train), 0.0)]
+    # where the run stands: the next (epoch, step) to do and the sums of that epoch so far
+    if resume:
+        assert ckpt_path is not None
+        meta = load_checkpoint(ckpt_path, net, opt, rule)
+        history: list[Record] = meta["history"]
+        epoch, first_step, sums = meta["epoch"], meta["step"], meta["sums"]
+    else:
+        # epoch 0 is the untrained network; its training loss is measured on the probe examples
+        history = [record(0, *evaluate(net, loss_fn, [(x_probe, y_probe)]), 0.0)]
+        epoch, first_step, sums = 1, 0, [0.0, 0.0, 0.0]
+    if run_dir is not None:
+        write_json(run_dir / "config.json", config.to_dict())
+    log = _JsonLines(run_dir / "metrics.jsonl" if run_dir is not None else None, history)
+    if not resume and callback is not None:
+        callback(history[0])
     limit = config.diverge_factor * max(history[0]["train_loss"], 1e-12)
-    bar = _progress(config.epochs, f"{config.rule}", progress)
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
-        perm = xp.asarray(order_rng.permutation(n))
-        loss_sum, correct = xp.zeros((), dtype=xp.float64), xp.zeros((), dtype=xp.float64)
-        for step in range(steps_per_epoch):
-            opt.set_epoch(epoch - 1 + step / steps_per_epoch)
-            idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            out = net.forward(xb)  # eq (1)
-            loss, dout = loss_fn(out, yb)
-            value = float(loss)
-            if not value <= limit:  # also true for NaN
-                raise TrainingDiverged(
-                    f"the loss became {value:.4g} at epoch {epoch}, step {step + 1} of {steps_per_epoch} "
-                    f"(rule {config.rule}, lr {opt.lr:g}; "
-                    f"the untrained network's loss was {history[0]['train_loss']:.4g}): "
-                    "lower the learning rate (--lr)"
-                    + (", or mirror more often (--wm-lr/--wm-decay, --wm-batch-size)" if config.rule == "wm" else ""),
-                    history,
+
+    def checkpoint(at_epoch: int, at_step: int, epoch_sums: list[float], finished: bool = False) -> None:
+        if ckpt_path is not None:
+            meta = {"epoch": at_epoch, "step": at_step, "sums": epoch_sums, "history": history, "finished": finished}
+            save_checkpoint(ckpt_path, net, opt, rule, {**meta, "config": config.to_dict()})
+
+    if not resume:
+        checkpoint(1, 0, sums)
+    bar = _progress(config.epochs * steps_per_epoch, config.rule, progress)
+    bar.update((epoch - 1) * steps_per_epoch + first_step)
+    with _StopFlag() as stop:
+        while epoch <= config.epochs:
+            t0 = time.perf_counter()
+            loss_sum = xp.asarray(sums[0], dtype=xp.float64)
+            correct = xp.asarray(sums[1], dtype=xp.float64)
+            window = xp.zeros(config.log_every, dtype=xp.float64)  # batch losses not yet read on the host
+            pending, step = 0, first_step
+            batches = data.train_batches(config.batch_size, epoch=epoch, seed=config.seed, start=first_step)
+            try:
+                for xb_host, yb_host in batches:
+                    opt.set_epoch(epoch - 1 + step / steps_per_epoch)
+                    xb, yb = to_device(xb_host, yb_host)
+                    out = net.forward(xb)  # eq (1)
+                    loss, dout = loss_fn(out, yb)
+                    net.backward(dout, rule)  # eqs (2)-(4), (17)
+                    opt.step(net.param_layers)  # eqs (16)-(17)
+                    rule.after_step(net)  # eqs (6)-(7) for the weight mirror
+                    window[pending] = loss
+                    loss_sum += loss * xb.shape[0]
+                    correct += (out.argmax(axis=1) == yb).sum()
+                    pending, step = pending + 1, step + 1
+                    due = step % config.checkpoint_every == 0 if config.checkpoint_every else False
+                    if pending == config.log_every or step == steps_per_epoch or due or stop.requested:
+                        losses = to_numpy(window[:pending])  # the one device→host read of the window
+                        _check_losses(losses, step - pending, limit, epoch, steps_per_epoch, config, opt.lr, history)
+                        bar.update(pending)
+                        pending = 0
+                        if (due or stop.requested) and step < steps_per_epoch:
+                            elapsed = sums[2] + time.perf_counter() - t0
+                            checkpoint(epoch, step, [float(to_numpy(loss_sum)), float(to_numpy(correct)), elapsed])
+                        if stop.requested:
+                            raise TrainingInterrupted(
+                                f"interrupted at epoch {epoch}, step {step} of {steps_per_epoch}; "
+                                + (f"checkpoint saved in {ckpt_path}" if ckpt_path else "nothing saved (no --out)"),
+                                history,
+                            )
+            finally:
+                if hasattr(batches, "close"):
+                    batches.close()
+            seconds = sums[2] + time.perf_counter() - t0
+            n = data.n_train
+            rec = record(epoch, float(to_numpy(loss_sum)) / n, float(to_numpy(correct)) / n, seconds)
+            history.append(rec)
+            log.write(rec)
+            epoch, first_step, sums = epoch + 1, 0, [0.0, 0.0, 0.0]
+            checkpoint(epoch, 0, sums, finished=epoch > config.epochs)
+            if callback is not None:
+                callback(rec)
+            bar.set_postfix(epoch=rec["epoch"], loss=f"{rec['train_loss']:.3f}", test_acc=f"{rec['test_accuracy']:.3f}")
+            if stop.requested:
+                raise TrainingInterrupted(
+                    f"interrupted after epoch {rec['epoch']}; checkpoint saved in {ckpt_path}", history
                 )
-            net.backward(dout, rule)  # eqs (2)-(4), (17)
-            opt.step(net.param_layers)  # eqs (16)-(17)
-            rule.after_step(net)  # eqs (6)-(7) for the weight mirror
-            loss_sum += loss * xb.shape[0]
-            correct += (out.argmax(axis=1) == yb).sum()
-        rec = record(epoch, float(to_numpy(loss_sum)) / n, float(to_numpy(correct)) / n, time.perf_counter() - t0)
-        history.append(rec)
-        bar.set_postfix(loss=f"{rec['train_loss']:.3f}", test_acc=f"{rec['test_accuracy']:.3f}")
-        bar.update(1)
     bar.close()
     return net, history
+
+
+def _check_losses(
+    losses: np.ndarray,
+    first: int,
+    limit: float,
+    epoch: int,
+    steps_per_epoch: int,
+    config: TrainConfig,
+    lr: float,
+    history: list[Record],
+) -> None:
+    """Raise :class:`TrainingDiverged` naming the first of ``losses`` (steps ``first + 1, …``)
+    that is NaN, infinite or above ``limit``."""
+    bad = np.flatnonzero(~(losses <= limit))  # also catches NaN
+    if bad.size:
+        i = int(bad[0])
+        raise TrainingDiverged(
+            f"the loss became {losses[i]:.4g} at epoch {epoch}, step {first + i + 1} of {steps_per_epoch} "
+            f"(rule {config.rule}, lr {lr:g}; the untrained network's loss was {history[0]['train_loss']:.4g}): "
+            "lower the learning rate (--lr)"
+            + (", or mirror more often (--wm-lr/--wm-decay, --wm-batch-size)" if config.rule == "wm" else "")
+            + "; the last checkpoint, from before this step, is kept",
+            history,
+        )
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm  # noqa: PLC0415
 
-    return tqdm(total=total, desc=desc, unit="epoch", disable=not enabled, leave=True)
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=True)
 
 
 @dataclass
@@ -316,10 +491,12 @@ def compare(
     config: TrainConfig,
     rules: Sequence[str] = tuple(RULES),
     *,
-    data: Dataset | None = None,
+    data: BatchSource | None = None,
     out: str | Path | None = None,
     progress: bool = True,
     plot: bool = True,
+    resume: bool = False,
+    per_rule: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Comparison:
     """Train every rule in ``rules`` from the same seed: the same initial ``W``, the same
     initial random ``B`` (FA, WM, KP) and the same order of examples.
@@ -327,17 +504,35 @@ def compare(
     With ``out``: each run's ``<out>/<rule>/metrics.jsonl``, ``<out>/summary.json``
     (rule → last epoch's record) and ``<out>/compare.png`` (Figs 3–4 style). A rule whose
     loss diverges keeps the epochs it finished; its last record gets a ``diverged`` message
-    and the comparison goes on with the other rules.
+    and the comparison goes on with the other rules. ``per_rule`` adds settings for single
+    rules (a preset's per-rule learning rates). Ctrl-C stops the whole comparison (after
+    saving the current rule's checkpoint); with ``resume=True`` each rule that has a
+    checkpoint continues with its saved settings (``config`` may change only
+    :data:`RUNTIME_SETTINGS`), finished rules are read back, and the rest start.
     """
-    data = data if data is not None else load_dataset(config.dataset)
+    own_data = data is None
+    data = load_data(config) if data is None else data
     result = Comparison(config)
-    for rule in rules:
-        cfg = dataclasses.replace(config, rule=rule)
-        try:
-            _, result.histories[rule] = train(cfg, data=data, out=out, progress=progress)
-        except TrainingDiverged as err:  # a result, not a crash: record it and go on with the next rule
-            last = dict(err.history[-1], diverged=str(err))
-            result.histories[rule] = [*err.history[:-1], last]
+    try:
+        for rule in rules:
+            cfg = dataclasses.replace(config, rule=rule, **(per_rule or {}).get(rule, {}))
+            ckpt = Path(out) / rule / "checkpoint.npz" if out is not None else None
+            again = resume and ckpt is not None and ckpt.exists()
+            if again:
+                saved = json.loads((ckpt.parent / "config.json").read_text())
+                cfg = TrainConfig(**{**saved, **{k: getattr(config, k) for k in RUNTIME_SETTINGS}})
+                meta = read_meta(ckpt)
+                if meta.get("finished"):
+                    result.histories[rule] = meta["history"]
+                    continue
+            try:
+                _, result.histories[rule] = train(cfg, data=data, out=out, progress=progress, resume=again)
+            except TrainingDiverged as err:  # a result, not a crash: record it and go on with the next rule
+                last = dict(err.history[-1], diverged=str(err))
+                result.histories[rule] = [*err.history[:-1], last]
+    finally:
+        if own_data and hasattr(data, "close"):
+            data.close()
     if out is not None:
         write_json(Path(out) / "summary.json", result.summary())
         if plot:

@@ -1,0 +1,202 @@
+"""Run folders that lose nothing: atomic checkpoints, Ctrl-C, exact resume, divergence, plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minibp import TrainConfig, compare, train
+from minibp.checkpoint import read_meta, save_checkpoint
+from minibp.cli import main
+from minibp.data import load_digits
+from minibp.train import TrainingDiverged, TrainingInterrupted
+
+SMALL = dict(epochs=3, hidden=(16,), batch_size=64, probe_size=64, log_every=5)
+
+
+def _strip(history):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+def _weights(net):
+    return {f"{layer.name}.{k}": v.copy() for layer in net.walk() for k, v in {**layer.params, **layer.buffers}.items()}
+
+
+class InterruptAt:
+    """Digits, but Ctrl-C (a real SIGINT) arrives while batch ``step`` of ``epoch`` is being trained."""
+
+    def __init__(self, data, epoch: int, step: int) -> None:
+        self.data, self.epoch, self.step = data, epoch, step
+
+    def __getattr__(self, name):
+        return getattr(self.data, name)
+
+    def train_batches(self, batch_size, *, epoch, seed, start=0):
+        for i, batch in enumerate(self.data.train_batches(batch_size, epoch=epoch, seed=seed, start=start), start):
+            if (epoch, i) == (self.epoch, self.step):
+                signal.raise_signal(signal.SIGINT)
+            yield batch
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(flatten=False)
+
+
+@pytest.mark.parametrize("rule", ["bp", "fa", "ss", "wm", "kp"])
+def test_ctrl_c_then_resume_equals_an_uninterrupted_run(rule, digits, tmp_path):
+    cfg = TrainConfig(rule=rule, wm_every=3, **SMALL)
+    net_ref, ref = train(cfg, data=digits, progress=False)
+    with pytest.raises(TrainingInterrupted, match=r"interrupted at epoch 2, step 8 of 23; checkpoint saved"):
+        train(cfg, data=InterruptAt(digits, epoch=2, step=7), out=tmp_path, progress=False)
+    meta = read_meta(tmp_path / rule / "checkpoint.npz")
+    assert (meta["epoch"], meta["step"], meta["finished"]) == (2, 8, False)
+    lines = (tmp_path / rule / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [0, 1]
+    net, resumed = train(cfg, data=digits, out=tmp_path, progress=False, resume=True)
+    assert _strip(resumed) == _strip(ref)  # exact, not approximate
+    for key, value in _weights(net_ref).items():
+        np.testing.assert_array_equal(_weights(net)[key], value, err_msg=key)
+    lines = (tmp_path / rule / "metrics.jsonl").read_text().splitlines()
+    assert _strip([json.loads(x) for x in lines]) == _strip(ref)
+    assert read_meta(tmp_path / rule / "checkpoint.npz")["finished"] is True
+
+
+def test_resume_is_exact_with_batch_norm_and_mid_epoch_checkpoints(digits, tmp_path):
+    cfg = TrainConfig(
+        rule="kp",
+        model="resnet20",
+        width=4,
+        epochs=2,
+        batch_size=128,
+        probe_size=32,
+        checkpoint_every=4,
+        log_every=3,
+        lr=0.02,
+    )
+    net_ref, ref = train(cfg, data=digits, progress=False)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, data=InterruptAt(digits, epoch=1, step=9), out=tmp_path, progress=False)
+    assert read_meta(tmp_path / "kp" / "checkpoint.npz")["step"] == 10
+    net, resumed = train(cfg, data=digits, out=tmp_path, progress=False, resume=True)
+    assert _strip(resumed) == _strip(ref)
+    mine, theirs = _weights(net), _weights(net_ref)
+    assert any("running_mean" in k for k in mine)
+    for key, value in theirs.items():
+        np.testing.assert_array_equal(mine[key], value, err_msg=key)
+
+
+def test_divergence_keeps_the_last_good_checkpoint(digits, tmp_path):
+    cfg = TrainConfig(rule="bp", lr=50.0, **SMALL)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d+ of 23 .*last checkpoint, from before this step"):
+        train(cfg, data=digits, out=tmp_path, progress=False)
+    meta = read_meta(tmp_path / "bp" / "checkpoint.npz")
+    assert (meta["epoch"], meta["step"]) == (1, 0)  # the untrained network, saved before training began
+    with np.load(tmp_path / "bp" / "checkpoint.npz") as saved:
+        assert all(np.isfinite(saved[k]).all() for k in saved.files if k != "meta")
+
+
+def test_resume_refuses_other_settings_and_missing_runs(digits, tmp_path):
+    cfg = TrainConfig(rule="fa", **SMALL)
+    train(cfg, data=digits, out=tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume .*lr: saved 0.05, now 0.1"):
+        train(TrainConfig(rule="fa", **{**SMALL, "lr": 0.1}), data=digits, out=tmp_path, progress=False, resume=True)
+    with pytest.raises(FileNotFoundError, match="nothing to resume .*start the run without --resume"):
+        train(TrainConfig(rule="kp", **SMALL), data=digits, out=tmp_path, progress=False, resume=True)
+    # runtime settings may change: the finished run resumes to the same records
+    _, again = train(
+        TrainConfig(rule="fa", **{**SMALL, "log_every": 1}), data=digits, out=tmp_path, progress=False, resume=True
+    )
+    assert len(again) == SMALL["epochs"] + 1
+
+
+def test_checkpoint_writes_are_atomic_and_damage_is_reported(digits, tmp_path, monkeypatch):
+    cfg = TrainConfig(rule="kp", **{**SMALL, "epochs": 1})
+    net, _ = train(cfg, data=digits, out=tmp_path, progress=False)
+    path = tmp_path / "kp" / "checkpoint.npz"
+    before = path.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    from minibp.optim import SGD
+    from minibp.rules import KolenPollack
+
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, net, SGD(0.1), KolenPollack(), {"epoch": 9})
+    assert path.read_bytes() == before  # the old checkpoint is untouched
+    monkeypatch.undo()
+    path.write_bytes(before[: len(before) // 2])  # truncated, as by a crash of another program
+    with pytest.raises(ValueError, match=r"checkpoint .*checkpoint.npz is unreadable"):
+        train(cfg, data=digits, out=tmp_path, progress=False, resume=True)
+
+
+def test_compare_resumes_finished_and_unfinished_rules(digits, tmp_path):
+    cfg = TrainConfig(**SMALL)
+    ref = compare(cfg, ["bp", "wm"], data=digits, progress=False, plot=False)
+    with pytest.raises(TrainingInterrupted):
+        compare(cfg, ["bp", "wm"], data=InterruptAt(digits, epoch=3, step=2), out=tmp_path, progress=False)
+    assert read_meta(tmp_path / "bp" / "checkpoint.npz")["finished"] is False  # bp was the one interrupted
+    again = compare(cfg, ["bp", "wm"], data=digits, out=tmp_path, progress=False, plot=False, resume=True)
+    assert {r: _strip(h) for r, h in again.histories.items()} == {r: _strip(h) for r, h in ref.histories.items()}
+
+
+def test_cli_ctrl_c_saves_and_resume_continues(tmp_path):
+    """The real thing: a `minibp train` process gets SIGINT, exits cleanly, and `--resume` finishes it."""
+    out = tmp_path / "runs"
+    args = ["--rule", "wm", "--epochs", "40", "--hidden", "32", "--probe-size", "32", "--out", str(out), "--quiet"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "minibp", "train", *args], stderr=subprocess.PIPE, text=True, env=env
+    )
+    metrics = out / "wm" / "metrics.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err and "--resume --rule wm" in err
+    meta = read_meta(out / "wm" / "checkpoint.npz")
+    assert not meta["finished"] and meta["epoch"] >= 2
+    assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 0
+    resumed = [json.loads(x) for x in metrics.read_text().splitlines()]
+    _, ref = train(TrainConfig(rule="wm", epochs=40, hidden=(32,), probe_size=32), progress=False)
+    assert _strip(resumed) == _strip(ref)
+
+
+def test_cli_resume_and_preset_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="nothing to resume"):
+        main(["train", "--out", str(tmp_path), "--resume"])
+    args = ["--epochs", "1", "--hidden", "8", "--probe-size", "16", "--out", str(tmp_path), "--quiet"]
+    assert main(["train", "--rule", "ss", *args]) == 0
+    with pytest.raises(SystemExit, match=r"cannot change \['lr'\]"):
+        main(["train", "--out", str(tmp_path), "--resume", "--lr", "0.3"])
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out
+    assert "fashion-lenet" in listed and "milestones=[32]" in listed and "kp: lr=0.3" in listed
+
+
+def test_plot_draws_fig3_and_fig4_from_run_folders(digits, tmp_path, capsys):
+    compare(TrainConfig(**SMALL), ["bp", "fa", "kp"], data=digits, out=tmp_path / "a", progress=False, plot=False)
+    assert main(["plot", str(tmp_path / "a"), "--out", str(tmp_path / "figs"), "--title", "digits"]) == 0
+    for name in ("fig3_test_error", "fig4_angles"):
+        assert (tmp_path / "figs" / f"{name}.png").stat().st_size > 10_000
+        assert (tmp_path / "figs" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+    # single rule folders from two comparisons: labels say which is which
+    from minibp.plots import load_runs
+
+    compare(TrainConfig(**SMALL), ["kp"], data=digits, out=tmp_path / "b", progress=False, plot=False)
+    runs = load_runs([tmp_path / "a" / "kp", tmp_path / "b" / "kp"])
+    assert sorted(runs) == ["a/kp", "b/kp"] and len(runs["a/kp"]) == 4
+    assert main(["plot", str(tmp_path / "nothing")]) == 2
+    assert "holds no metrics.jsonl" in capsys.readouterr().err
