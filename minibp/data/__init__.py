@@ -1,20 +1,75 @@
-"""Datasets. Each returns a :class:`Dataset`: float inputs and integer labels, split into train and test."""
+"""Datasets. Each returns a :class:`Dataset`: float inputs and integer labels, split into train and test.
+
+Every loader in :data:`DATASETS` takes the keyword arguments ``data_dir``, ``flatten``,
+``dtype`` and ``download`` (those without files ignore ``data_dir`` and ``download``), so
+``load_dataset(name, data_dir=..., flatten=False)`` works for each name. Where the files
+are looked for and how they are downloaded: :mod:`minibp.data.files`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from .base import Batch, BatchSource, Dataset, check_arrays, epoch_order
+from .cifar import load_cifar10
 from .digits import load_digits
+from .files import CorruptDataFile, DataNotFound, PathLike, data_root, search_dirs
+from .imagenet_small import load_imagenet32, load_imagenet64
+from .mnist import load_fashion_mnist, load_mnist
+from .teacher import load_teacher
 
-DATASETS: dict[str, Callable[..., Dataset]] = {"digits": load_digits}
+
+def _digits(
+    data_dir: PathLike | None = None, *, flatten: bool = True, dtype: str = "float32", download: bool = True
+) -> Dataset:
+    """:func:`load_digits` with the common loader signature (the digits ship with scikit-learn: no files)."""
+    return load_digits(flatten=flatten, dtype=dtype)
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "digits": _digits,
+    "mnist": load_mnist,
+    "fashion-mnist": load_fashion_mnist,
+    "cifar10": load_cifar10,
+    "imagenet32": load_imagenet32,
+    "imagenet64": load_imagenet64,
+    "teacher": load_teacher,
+}
+#: other spellings accepted by :func:`load_dataset`
+ALIASES: dict[str, str] = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
 
 
 def load_dataset(name: str, **kwargs: object) -> Dataset:
+    """The dataset registered as ``name`` (or an alias of it), loaded with ``kwargs``.
+
+    Raises ``ValueError`` for an unknown name, :class:`DataNotFound` when its files are
+    missing and cannot be downloaded, and :class:`CorruptDataFile` when a file is damaged.
+    """
     key = str(name).strip().lower()
+    key = ALIASES.get(key, key)
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     return DATASETS[key](**kwargs)
 
 
-__all__ = ["DATASETS", "Batch", "BatchSource", "Dataset", "check_arrays", "epoch_order", "load_dataset", "load_digits"]
+__all__ = [
+    "ALIASES",
+    "DATASETS",
+    "Batch",
+    "BatchSource",
+    "CorruptDataFile",
+    "DataNotFound",
+    "Dataset",
+    "check_arrays",
+    "data_root",
+    "epoch_order",
+    "load_cifar10",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_imagenet32",
+    "load_imagenet64",
+    "load_mnist",
+    "load_teacher",
+    "search_dirs",
+]
