@@ -6,6 +6,10 @@ before import or after ``minibp.set_backend("cupy")``. Layers never convert
 between host and device on their own; :func:`to_numpy` is the one explicit way
 back to the host (for logging, checkpoints and plots).
 
+A third backend, ``"guard"`` (:mod:`minibp.testing`), computes with NumPy but raises
+wherever CuPy would copy to the host implicitly: tests use it to check the CuPy path on
+machines without a GPU.
+
 Chainer's idiom is followed: ``xp = get_array_module(x)`` picks the module an
 array belongs to, and CuPy is imported lazily inside ``try`` so that
 ``import minibp`` works on machines without it.
@@ -44,16 +48,25 @@ def _load_cupy() -> ModuleType:
     return cupy
 
 
+def _guard_module() -> ModuleType:
+    from .testing import guard  # noqa: PLC0415  (test-only backend, loaded on demand)
+
+    return guard
+
+
 def set_backend(name: str) -> ModuleType:
-    """Select the array module for new arrays: ``"numpy"`` or ``"cupy"``. Returns it."""
+    """Select the array module for new arrays: ``"numpy"``, ``"cupy"`` or ``"guard"`` (NumPy that
+    refuses implicit host transfers, for tests: see :mod:`minibp.testing`). Returns it."""
     global _xp
     key = str(name).strip().lower()
     if key == "numpy":
         _xp = numpy
     elif key == "cupy":
         _xp = _load_cupy()
+    elif key == "guard":
+        _xp = _guard_module()
     else:
-        raise ValueError(f"unknown backend {name!r}: choose 'numpy' or 'cupy'")
+        raise ValueError(f"unknown backend {name!r}: choose 'numpy' or 'cupy' (or 'guard' for tests)")
     return _xp
 
 
@@ -63,23 +76,34 @@ def get_backend() -> ModuleType:
 
 
 def backend_name() -> str:
-    return "cupy" if _xp is not numpy else "numpy"
+    """``"numpy"``, ``"cupy"`` or ``"guard"``: the backend new arrays are created with."""
+    if _xp is numpy:
+        return "numpy"
+    return "guard" if _xp.__name__ == "minibp.testing.guard" else "cupy"
+
+
+def _is_device_array(x: Any) -> bool:
+    """Whether ``x`` is a CuPy array or a guard array (which pretends to be one)."""
+    mod = type(x).__module__
+    return mod.startswith("cupy") or mod == "minibp.testing"
 
 
 def get_array_module(*arrays: Any) -> ModuleType:
-    """The module (NumPy or CuPy) that ``arrays`` belong to, as in Chainer and CuPy."""
+    """The module (NumPy, CuPy or the guard) that ``arrays`` belong to, as in Chainer and CuPy."""
     for a in arrays:
         mod = type(a).__module__
         if mod.startswith("cupy"):
             import cupy  # noqa: PLC0415
 
             return cupy
+        if mod == "minibp.testing":
+            return _guard_module()
     return numpy
 
 
 def to_numpy(x: Any) -> numpy.ndarray:
     """Explicit copy of an array to the host (a no-op view for NumPy arrays)."""
-    if type(x).__module__.startswith("cupy"):
+    if _is_device_array(x):
         return x.get()
     return numpy.asarray(x)
 
