@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
+
 from .backend import get_array_module
 
 Array = Any
@@ -27,7 +29,9 @@ def _one_hot(labels: Array, n: int, dtype: Any) -> Array:
     xp = get_array_module(labels)
     if labels.ndim != 1:
         raise ValueError(f"class labels must be a 1-D array of integers, got shape {tuple(labels.shape)}")
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= n):
+    # the range is checked on the host only: on a GPU the check would stop every step until the
+    # device caught up (datasets check their labels once, when they are loaded)
+    if isinstance(labels, numpy.ndarray) and labels.size and (labels.min() < 0 or labels.max() >= n):
         raise ValueError(f"class labels must lie in [0, {n - 1}] for a network with {n} outputs")
     t = xp.zeros((labels.shape[0], n), dtype=dtype)
     t[xp.arange(labels.shape[0]), labels] = 1

@@ -26,19 +26,24 @@ def angle(a: Array, b: Array) -> float:
     Uses ``2·atan2(‖â − b̂‖, ‖â + b̂‖)`` on the unit vectors, which stays accurate for
     angles near 0° and 180° where ``arccos`` of the cosine loses all digits.
     Returns ``nan`` if either vector is zero.
+
+    The norms are taken where the arrays live; the four numbers cross to the host in one
+    explicit copy (:func:`~minibp.backend.to_numpy`).
     """
     xp = get_array_module(a, b)
     if a.size != b.size:
         raise ValueError(f"cannot take the angle between arrays of {a.size} and {b.size} elements")
     a = a.astype(xp.float64).ravel()  # astype makes a contiguous copy, so ravel is free
     b = b.astype(xp.float64).ravel()
-    na, nb = float(xp.sqrt(a @ a)), float(xp.sqrt(b @ b))
+    na, nb = xp.sqrt(a @ a), xp.sqrt(b @ b)
+    # â ∓ b̂ = (a·‖b‖ ∓ b·‖a‖) / (‖a‖‖b‖): the common positive factor leaves atan2 unchanged
+    a *= nb
+    b *= na
+    diff, total = a - b, a + b
+    na, nb, d, t = (float(v) for v in to_numpy(xp.stack([na, nb, xp.sqrt(diff @ diff), xp.sqrt(total @ total)])))
     if na == 0 or nb == 0:
         return math.nan
-    a /= na
-    b /= nb
-    diff, total = a - b, a + b
-    return math.degrees(2 * math.atan2(float(xp.sqrt(diff @ diff)), float(xp.sqrt(total @ total))))
+    return math.degrees(2 * math.atan2(d, t))
 
 
 def matrix_angles(net: Network, rule: Rule) -> list[float]:
