@@ -1,13 +1,44 @@
-"""Shared test helpers: a float64 finite-difference check and a mine-vs-reference printer."""
+"""Shared test helpers: a float64 finite-difference check and a mine-vs-reference printer.
+
+Tests marked ``gpu`` run on CuPy and are skipped where CuPy or a CUDA GPU is missing
+(``-m "not gpu"`` leaves them out altogether). ``MINIBP_GPU_TESTS_BACKEND=guard`` runs them
+on the guard backend instead (:mod:`minibp.testing`: NumPy that raises on implicit host
+transfers), so that their own code can be checked on a machine without a GPU.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 import minibp
+
+
+@functools.cache
+def gpu_backend() -> tuple[str | None, str]:
+    """The backend ``gpu`` tests run on (``"cupy"``, or ``"guard"`` when asked for), or ``None`` and why."""
+    if os.environ.get("MINIBP_GPU_TESTS_BACKEND", "").strip().lower() == "guard":
+        return "guard", ""
+    try:
+        import cupy
+    except ImportError:
+        return None, "CuPy is not installed"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # no driver, or a broken one
+        return None, f"CuPy found no usable CUDA GPU ({type(err).__name__}: {err})"
+    return ("cupy", "") if n > 0 else (None, "CuPy sees no CUDA GPU")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") is not None:
+        backend, why = gpu_backend()
+        if backend is None:
+            pytest.skip(f"needs a CUDA GPU: {why}")
 
 
 @pytest.fixture(autouse=True)
