@@ -234,17 +234,44 @@ def test_losses_and_plain_sgd_stay_on_the_device(loss_fn, momentum):
         np.testing.assert_array_equal(dev, ref)
 
 
+# every layer type, made in a given dtype, with the shape of its input (test_gpu.py reuses this)
 LAYERS = {
-    "dense": (lambda: Dense(5, 3, rng=np.random.default_rng(0)), (4, 5)),
-    "conv s2 p1": (lambda: Conv2D(2, 3, 3, stride=2, padding=1, rng=np.random.default_rng(0)), (2, 2, 7, 6)),
-    "batchnorm 2d": (lambda: BatchNorm(5), (4, 5)),
-    "batchnorm 4d": (lambda: BatchNorm(2), (3, 2, 4, 4)),
-    "maxpool 3/2/1": (lambda: MaxPool2D(3, stride=2, padding=1), (2, 3, 7, 7)),
-    "avgpool 3/1/1": (lambda: AvgPool2D(3, stride=1, padding=1), (2, 3, 5, 5)),
-    "global avgpool": (GlobalAvgPool, (2, 3, 4, 4)),
-    "flatten": (Flatten, (2, 3, 4, 4)),
-    **{name: (lambda name=name: get_activation(name), (4, 6)) for name in minibp.layers.ACTIVATIONS},
+    "dense": (lambda dtype: Dense(5, 3, rng=np.random.default_rng(0), dtype=dtype), (4, 5)),
+    "conv s2 p1": (
+        lambda dtype: Conv2D(2, 3, 3, stride=2, padding=1, rng=np.random.default_rng(0), dtype=dtype),
+        (2, 2, 7, 6),
+    ),
+    "conv s1 p0": (lambda dtype: Conv2D(3, 2, 3, rng=np.random.default_rng(1), dtype=dtype), (2, 3, 5, 5)),
+    "batchnorm 2d": (lambda dtype: BatchNorm(5, dtype=dtype), (4, 5)),
+    "batchnorm 4d": (lambda dtype: BatchNorm(2, dtype=dtype), (3, 2, 4, 4)),
+    "maxpool 3/2/1": (lambda dtype: MaxPool2D(3, stride=2, padding=1), (2, 3, 7, 7)),
+    "avgpool 3/1/1": (lambda dtype: AvgPool2D(3, stride=1, padding=1), (2, 3, 5, 5)),
+    "global avgpool": (lambda dtype: GlobalAvgPool(), (2, 3, 4, 4)),
+    "flatten": (lambda dtype: Flatten(), (2, 3, 4, 4)),
+    **{name: (lambda dtype, name=name: get_activation(name), (4, 6)) for name in minibp.layers.ACTIVATIONS},
 }
+
+
+def layer_outputs(xp, name: str, train: bool, dtype: str) -> list:
+    """Forward, backward (and for weight layers: weight gradients and mirror mode) of ``LAYERS[name]``
+    on random inputs drawn on the host and copied to ``xp``."""
+    make, shape = LAYERS[name]
+    layer = make(dtype)
+    rng = np.random.default_rng(5)
+    x = xp.asarray(rng.standard_normal(shape), dtype=dtype)
+    y = layer.forward(x, train)
+    g = xp.asarray(rng.standard_normal(y.shape), dtype=dtype)
+    if not layer.has_weights:
+        return [y, layer.backward(g)]
+    noise = xp.asarray(rng.standard_normal((3, *layer.mirror_input_shape)), dtype=dtype)
+    post = layer.mirror_forward(noise, True)
+    return [
+        y,
+        layer.backward_input(g, layer.transpose_weight()),
+        *layer.weight_grads(g).values(),
+        post,
+        layer.mirror_correlation(noise, post),
+    ]
 
 
 @pytest.mark.parametrize("train", [True, False])
@@ -253,18 +280,8 @@ def test_every_layer_stays_on_the_device(name, train):
     runs = {}
     for backend in ("numpy", "guard"):
         xp = set_backend(backend)
-        make, shape = LAYERS[name]
-        layer = make()
-        rng = np.random.default_rng(5)
-        x = xp.asarray(rng.standard_normal(shape), dtype="float32")
         with count_transfers() as transfers:
-            y = layer.forward(x, train)
-            g = xp.asarray(rng.standard_normal(y.shape), dtype="float32")
-            if layer.has_weights:
-                out = [y, layer.backward_input(g, layer.transpose_weight()), *layer.weight_grads(g).values()]
-                out.append(layer.mirror_forward(xp.asarray(rng.standard_normal((2, *layer.mirror_input_shape))), True))
-            else:
-                out = [y, layer.backward(g)]
+            out = layer_outputs(xp, name, train, "float32")
         assert transfers.count == 0
         runs[backend] = [to_numpy(a) for a in out]
     for ref, dev in zip(runs["numpy"], runs["guard"], strict=True):
