@@ -1,5 +1,8 @@
+"""``python -m minibp``: the command line (:mod:`minibp.cli`)."""
+
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes of the ImageNet loader import this module too
+    sys.exit(main())

@@ -1,4 +1,7 @@
-"""Datasets. Each returns a :class:`Dataset`: float inputs and integer labels, split into train and test.
+"""Datasets: float inputs and integer labels, split into train and test.
+
+Each loader returns a :class:`~minibp.data.base.BatchSource`: a :class:`Dataset` of arrays in
+memory, or, for ``imagenet``, an :class:`ImageFolder` that decodes JPEGs in worker processes.
 
 Every loader in :data:`DATASETS` takes the keyword arguments ``data_dir``, ``flatten``,
 ``dtype`` and ``download`` (those without files ignore ``data_dir`` and ``download``), so
@@ -14,6 +17,7 @@ from .base import Batch, BatchSource, Dataset, check_arrays, epoch_order
 from .cifar import load_cifar10
 from .digits import load_digits
 from .files import CorruptDataFile, DataNotFound, PathLike, data_root, search_dirs
+from .imagenet import ImageDecodeError, ImageFolder, load_imagenet
 from .imagenet_small import load_imagenet32, load_imagenet64
 from .mnist import load_fashion_mnist, load_mnist
 from .teacher import load_teacher
@@ -26,20 +30,21 @@ def _digits(
     return load_digits(flatten=flatten, dtype=dtype)
 
 
-DATASETS: dict[str, Callable[..., Dataset]] = {
+DATASETS: dict[str, Callable[..., BatchSource]] = {
     "digits": _digits,
     "mnist": load_mnist,
     "fashion-mnist": load_fashion_mnist,
     "cifar10": load_cifar10,
     "imagenet32": load_imagenet32,
     "imagenet64": load_imagenet64,
+    "imagenet": load_imagenet,
     "teacher": load_teacher,
 }
 #: other spellings accepted by :func:`load_dataset`
 ALIASES: dict[str, str] = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10"}
 
 
-def load_dataset(name: str, **kwargs: object) -> Dataset:
+def load_dataset(name: str, **kwargs: object) -> BatchSource:
     """The dataset registered as ``name`` (or an alias of it), loaded with ``kwargs``.
 
     Raises ``ValueError`` for an unknown name, :class:`DataNotFound` when its files are
@@ -60,6 +65,8 @@ __all__ = [
     "CorruptDataFile",
     "DataNotFound",
     "Dataset",
+    "ImageDecodeError",
+    "ImageFolder",
     "check_arrays",
     "data_root",
     "epoch_order",
@@ -67,6 +74,7 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",
+    "load_imagenet",
     "load_imagenet32",
     "load_imagenet64",
     "load_mnist",
