@@ -334,3 +334,49 @@ def test_prefetch_and_worker_defaults(tree: Path) -> None:
     assert math.ceil(d.n_train / 128) == d.steps_per_epoch(128) == 1
     with pytest.raises(ValueError):
         ImageFolder(tree, workers=-1)
+
+
+# --------------------------------------------------------------------------- with the trainer
+
+
+def test_trainer_runs_on_the_folder_and_resumes_exactly(tree: Path, tmp_path: Path) -> None:
+    """`minibp train --dataset imagenet`: the loader's workers feed the trainer, and a run
+    interrupted by Ctrl-C mid-epoch resumes to the same numbers as an uninterrupted one."""
+    import signal
+
+    from minibp.train import TrainConfig, TrainingInterrupted, train
+
+    cfg = TrainConfig(
+        rule="kp",
+        dataset="imagenet",
+        data_dir=str(tree),
+        model="resnet18",
+        width=2,
+        image_size=SIZE,
+        workers=2,
+        epochs=2,
+        batch_size=4,
+        probe_size=6,
+        lr=0.01,
+    )
+    _, ref = train(cfg, progress=False)
+    assert [r["epoch"] for r in ref] == [0, 1, 2] and len(ref[-1]["matrix_angle"]) == 21
+
+    class InterruptAfter:
+        def __init__(self, data: ImageFolder) -> None:
+            self.data = data
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.data, name)
+
+        def train_batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0):  # type: ignore[no-untyped-def]
+            for i, batch in enumerate(self.data.train_batches(batch_size, epoch=epoch, seed=seed, start=start), start):
+                if (epoch, i) == (2, 1):
+                    signal.raise_signal(signal.SIGINT)
+                yield batch
+
+    with load_imagenet(tree, image_size=SIZE, workers=2) as data, pytest.raises(TrainingInterrupted):
+        train(cfg, data=InterruptAfter(data), out=tmp_path, progress=False)  # type: ignore[arg-type]
+    _, resumed = train(cfg, out=tmp_path, progress=False, resume=True)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in resumed]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in ref]
