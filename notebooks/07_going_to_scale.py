@@ -307,36 +307,23 @@ assert memory["ResNet-50"] > 3 * memory["ResNet-18"]
 # and KP (and for KP its gradient and momentum buffer too): tens of megabytes. WM also adds mirror
 # passes, which exercise 3 prices.
 #
-# ## 5. The paper's ImageNet runs, as a minibp configuration
+# ## 5. The paper's ImageNet runs, as a minibp preset
 #
-# The settings the paper states in Section 6 map onto `TrainConfig` fields like this. The learning
-# rate, batch size, weight decay and number of epochs are in the paper's Appendix D.1 and are left
-# as placeholders here. **minibp has no ImageNet loader or preset yet** (its datasets are listed in
-# `minibp.data.DATASETS`), so this is what a user would run once one exists, on a GPU
-# (`backend="cupy"`).
+# The settings the paper states in Section 6 (batch norm after the ReLU, the learning rate dropping
+# by 90 % at epoch 32) are in the preset `imagenet-resnet18` (and `imagenet-resnet50`), together
+# with the learning rate, momentum, weight decay and batch size of the sign-symmetry runs the paper
+# compares with; the number of epochs is minibp's choice (`minibp presets` lists every preset and
+# its sources). A preset is the first layer of a config: any flag overrides it.
 
 # %%
-paper_run = minibp.TrainConfig(
-    rule="kp",  # and bp, fa, ss, wm: `minibp compare` trains all five from the same start
-    dataset="imagenet",  # not in minibp yet
-    model="resnet18",  # or "resnet50"
-    bn="after",  # batch norm after the ReLU (Appendix D.3); "before" is the standard block
-    momentum=0.9,
-    schedule="step",
-    milestones=(32,),
-    gamma=0.1,  # the learning rate drops by 90 % at epoch 32
-    backend="cupy",
-    # lr=..., batch_size=..., weight_decay=..., epochs=...   (Appendix D.1)
-)
-flags = ("rule", "dataset", "model", "bn", "momentum", "schedule", "milestones", "gamma", "backend")
-print(
-    "minibp train "
-    + " ".join(
-        f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in paper_run.to_dict().items()
-        if k in flags
-    )
-)
+from minibp.presets import PRESETS  # noqa: E402
+
+preset = PRESETS["imagenet-resnet18"]
+paper_run = minibp.TrainConfig(**{**preset.settings, "rule": "kp", "backend": "numpy"})
+assert paper_run.bn == "after" and paper_run.milestones == (32.0,) and paper_run.gamma == 0.1
+print(preset.description)
+print(", ".join(f"{k}={v}" for k, v in preset.settings.items()))
+print("on a GPU:  minibp train --preset imagenet-resnet18 --rule kp --backend cupy --data-dir /data --out runs/in18")
 print("datasets in minibp:", list(minibp.data.DATASETS))
 
 step = get_schedule(paper_run.schedule, epochs=paper_run.epochs, milestones=paper_run.milestones, gamma=paper_run.gamma)
