@@ -93,6 +93,8 @@ def load_runs(paths: Sequence[str | Path]) -> dict[str, list[dict[str, Any]]]:
             found += [m.parent for m in sorted(path.glob("*/metrics.jsonl"))]
         else:
             raise FileNotFoundError(f"{path} holds no metrics.jsonl, nor subfolders with one: give run folders")
+    order = list(RULE_COLORS)  # bp, fa, ss, wm, kp: the paper's order
+    found.sort(key=lambda run: order.index(_rule_of(run)) if _rule_of(run) in order else len(order))
     rules = [_rule_of(run) for run in found]
     runs: dict[str, list[dict[str, Any]]] = {}
     for run, rule in zip(found, rules):
@@ -141,8 +143,11 @@ def plot_test_error(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str |
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel("top-1 test error (%)")
+    ax.set_yscale("log")  # the untrained network's 90 % and the last epochs' few % on one axis
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     ax.set_title(title or "Test error", fontsize=10)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.legend(frameon=False)
     return _save_both(fig, Path(stem))
 
@@ -153,7 +158,7 @@ def plot_alignment(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str | 
     (dark) to output (light) of a colour ramp. Saves ``stem``.png and .pdf."""
     shown = {k: h for k, h in runs.items() if _rule_key(k) != "bp"} or dict(runs)
     cols = len(shown)
-    fig, axes = plt.subplots(2, cols, figsize=(3.0 * cols + 0.8, 5.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(2, cols, figsize=(3.0 * cols + 0.8, 5.8), squeeze=False, sharey=True, layout="constrained")
     n_layers = max(len(h[0]["matrix_angle"]) for h in shown.values())
     for j, (label, hist) in enumerate(shown.items()):
         name = RULE_LABELS.get(label, label)
@@ -162,8 +167,15 @@ def plot_alignment(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str | 
         axes[1, j].set_xlabel("epoch")
     axes[0, 0].set_ylabel("degrees")
     axes[1, 0].set_ylabel("degrees")
-    ramp = matplotlib.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.Normalize(1, max(n_layers, 2)))
+    # one colour per weight layer, as in plot_angles: a discrete ramp from input (dark) to output (light)
+    bounds = [i + 0.5 for i in range(n_layers + 1)]
+    ramp = matplotlib.cm.ScalarMappable(
+        cmap=matplotlib.colors.ListedColormap(_layer_colors(n_layers)),
+        norm=matplotlib.colors.BoundaryNorm(bounds, n_layers),
+    )
     bar = fig.colorbar(ramp, ax=axes, fraction=0.03, pad=0.02)
+    step = max(1, n_layers // 10)
+    bar.set_ticks(list(range(1, n_layers + 1, step)))
     bar.set_label("weight layer (input → output)")
     if title:
         fig.suptitle(title, fontsize=10)
