@@ -6,7 +6,8 @@
 Each job is a ``minibp compare`` of all five rules from one seed, written to
 ``runs/figures/<job>`` (with checkpoints: an interrupted job resumes where it stopped),
 then drawn by ``minibp plot`` into ``figures/<job>_fig3_test_error.{png,pdf}`` and
-``figures/<job>_fig4_angles.{png,pdf}``. The settings of each job are below, so the
+``figures/<job>_fig4_angles.{png,pdf}`` (the default job also redraws
+``figures/compare_digits.png``, the figure ``minibp compare`` makes). The settings of each job are below, so the
 figures can be rebuilt exactly.
 """
 
@@ -16,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from minibp.plots import load_runs, plot_paper_figures
+from minibp.plots import load_runs, plot_comparison, plot_paper_figures
 from minibp.train import TrainConfig, compare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,10 @@ def run_job(name: str, runs: Path, figures: Path, quiet: bool) -> list[Path]:
     config = TrainConfig(**settings)
     resume = any(out.glob("*/checkpoint.npz"))
     compare(config, out=out, progress=not quiet, plot=False, resume=resume)
-    paths = plot_paper_figures(load_runs([out]), figures, title=title)
+    runs = load_runs([out])
+    paths = plot_paper_figures(runs, figures, title=title)
+    if name == "digits-mlp":  # the all-in-one figure at the top of the README
+        plot_comparison(runs, figures / "compare_digits.png", title="digits, mlp")
     renamed = []
     for path in paths:
         target = path.with_name(f"{name}_{path.name}")
