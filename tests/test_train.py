@@ -147,3 +147,21 @@ def test_compare_records_a_diverging_rule_and_goes_on(digits, tmp_path):
         assert last["epoch"] == 0 and "lower the learning rate" in last["diverged"]
     assert "diverged after epoch 0" in result.table()
     assert json.loads((tmp_path / "summary.json").read_text())["kp"]["diverged"]
+
+
+def test_presets_layer_under_config_and_flags(tmp_path):
+    """A preset's settings, then its per-rule settings, then --config, then flags."""
+    out = tmp_path / "runs"
+    small = ["--dataset", "digits", "--epochs", "1", "--hidden", "8", "--probe-size", "16", "--quiet"]
+    assert main(["compare", "--preset", "mnist-sigmoid", "--rules", "bp", "wm", "kp", "--out", str(out), *small]) == 0
+    saved = {r: json.loads((out / r / "config.json").read_text()) for r in ("bp", "wm", "kp")}
+    assert {r: c["lr"] for r, c in saved.items()} == {"bp": 0.2, "wm": 0.05, "kp": 0.3}
+    assert saved["kp"]["weight_decay"] == 1e-4 and saved["bp"]["weight_decay"] == 0.0
+    assert all(c["activation"] == "sigmoid" and c["batch_size"] == 128 and c["hidden"] == [8] for c in saved.values())
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"weight_decay": 0.002}))
+    one = tmp_path / "one"
+    args = ["train", "--preset", "mnist-sigmoid", "--config", str(cfg), "--rule", "kp", "--lr", "0.1"]
+    assert main([*args, "--out", str(one), *small]) == 0
+    kp = json.loads((one / "kp" / "config.json").read_text())
+    assert (kp["lr"], kp["weight_decay"], kp["momentum"]) == (0.1, 0.002, 0.0)
