@@ -294,6 +294,12 @@ def train(
             )
         saved = json.loads((run_dir / "config.json").read_text())
         check_resumable(saved, config, run_dir)
+    elif ckpt_path is not None and ckpt_path.exists() and not read_meta(ckpt_path).get("finished"):
+        at = read_meta(ckpt_path)
+        raise FileExistsError(
+            f"{run_dir} holds an unfinished run (stopped at epoch {at['epoch']}, step {at['step']}): continue it "
+            "with --resume, or start afresh in another --out (or delete that folder)"
+        )
     own_data = data is None
     data = load_data(config) if data is None else data
     try:
@@ -402,7 +408,7 @@ def _train(
                         if (due or stop.requested) and step < steps_per_epoch:
                             elapsed = sums[2] + time.perf_counter() - t0
                             checkpoint(epoch, step, [float(to_numpy(loss_sum)), float(to_numpy(correct)), elapsed])
-                        if stop.requested:
+                        if stop.requested and step < steps_per_epoch:  # at the epoch's end: save it first
                             raise TrainingInterrupted(
                                 f"interrupted at epoch {epoch}, step {step} of {steps_per_epoch}; "
                                 + (f"checkpoint saved in {ckpt_path}" if ckpt_path else "nothing saved (no --out)"),

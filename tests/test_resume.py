@@ -199,3 +199,23 @@ def test_plot_draws_fig3_and_fig4_from_run_folders(digits, tmp_path, capsys):
     assert sorted(runs) == ["a/kp", "b/kp"] and len(runs["a/kp"]) == 4
     assert main(["plot", str(tmp_path / "nothing")]) == 2
     assert "holds no metrics.jsonl" in capsys.readouterr().err
+
+
+def test_a_fresh_start_never_overwrites_an_unfinished_run(digits, tmp_path):
+    cfg = TrainConfig(rule="ss", **SMALL)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, data=InterruptAt(digits, epoch=2, step=3), out=tmp_path, progress=False)
+    before = (tmp_path / "ss" / "checkpoint.npz").read_bytes()
+    with pytest.raises(FileExistsError, match=r"unfinished run \(stopped at epoch 2, step 4\).*--resume"):
+        train(cfg, data=digits, out=tmp_path, progress=False)
+    assert (tmp_path / "ss" / "checkpoint.npz").read_bytes() == before
+    train(cfg, data=digits, out=tmp_path, progress=False, resume=True)
+    train(cfg, data=digits, out=tmp_path, progress=False)  # a finished run may be run again
+
+
+def test_ctrl_c_in_the_last_step_of_an_epoch_keeps_that_epoch(digits, tmp_path):
+    cfg = TrainConfig(rule="kp", **SMALL)
+    with pytest.raises(TrainingInterrupted, match="interrupted after epoch 1"):
+        train(cfg, data=InterruptAt(digits, epoch=1, step=22), out=tmp_path, progress=False)
+    meta = read_meta(tmp_path / "kp" / "checkpoint.npz")
+    assert (meta["epoch"], meta["step"], len(meta["history"])) == (2, 0, 2)
