@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: minibp is the ch
     sys.path.insert(1, str(ROOT))
 
 from bench_mlp import _mark, _table, blas_info, environment_report  # noqa: E402
-from bench_resnet import LR, MOMENTUM, WEIGHT_DECAY, torch_twin  # noqa: E402
+from bench_resnet import LR, MOMENTUM, WEIGHT_DECAY, torch_sgd, torch_twin  # noqa: E402
 
 from minibp import RULES, SGD, get_rule, set_backend, to_numpy  # noqa: E402
 from minibp.layers import MaxPool2D  # noqa: E402
@@ -164,14 +164,7 @@ class TorchStep:
             for layer in net.layers
         ]
         self.model = nn.Sequential(*layers).to(device)
-        decayed = [m.weight for m in self.model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-        ids = {id(p) for p in decayed}
-        others = [p for p in self.model.parameters() if id(p) not in ids]
-        self.opt = torch.optim.SGD(
-            [{"params": decayed, "weight_decay": WEIGHT_DECAY}, {"params": others, "weight_decay": 0.0}],
-            lr=LR,
-            momentum=MOMENTUM,
-        )
+        self.opt = torch_sgd(torch, self.model)
         self.cross_entropy = nn.functional.cross_entropy
         self.x, self.y, self.loss = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), None
 

@@ -344,17 +344,20 @@ class TorchResnetStep(TorchStep):
     def __init__(self, torch: Any, net: Network, x: np.ndarray, y: np.ndarray) -> None:
         nn = torch.nn
         self.model = torch_twin(torch, net)
-        decayed = [m.weight for m in self.model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-        ids = {id(p) for p in decayed}
-        others = [p for p in self.model.parameters() if id(p) not in ids]
-        self.opt = torch.optim.SGD(
-            [{"params": decayed, "weight_decay": WEIGHT_DECAY}, {"params": others, "weight_decay": 0.0}],
-            lr=LR,
-            momentum=MOMENTUM,
-        )
+        self.opt = torch_sgd(torch, self.model)
         self.cross_entropy = nn.functional.cross_entropy
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
         self.loss = float("nan")
+
+
+def torch_sgd(torch: Any, model: Any) -> Any:
+    """PyTorch's SGD set up as minibp's: momentum, weight decay on conv and dense weights only."""
+    nn = torch.nn
+    decayed = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    ids = {id(p) for p in decayed}
+    others = [p for p in model.parameters() if id(p) not in ids]
+    groups = [{"params": decayed, "weight_decay": WEIGHT_DECAY}, {"params": others, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=LR, momentum=MOMENTUM)
 
 
 def make_step(cfg: ResnetConfig, case: str, torch: Any = None) -> ResnetStep | TorchResnetStep:
