@@ -33,6 +33,7 @@ def plot_angles(ax: Any, history: Sequence[Mapping[str, Any]], key: str, title: 
     for i in range(len(history[0][key])):
         ax.plot(epochs, [r[key][i] for r in history], color=colors[i], lw=1.5, label=f"layer {i + 1}")
     ax.set_title(title, fontsize=9)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylim(0, 95)
     ax.set_yticks([0, 30, 60, 90])
     ax.grid(alpha=0.3)
@@ -54,6 +55,7 @@ def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: 
             label=RULE_LABELS.get(rule, rule),
         )
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("top-1 test error (%)")
     ax.set_yscale("log")
     ax.set_title(f"Test error{f' ({title})' if title else ''}")
@@ -142,6 +144,7 @@ def plot_test_error(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str |
             label=RULE_LABELS.get(label, label),
         )
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("top-1 test error (%)")
     ax.set_yscale("log")  # the untrained network's 90 % and the last epochs' few % on one axis
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
