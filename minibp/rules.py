@@ -170,14 +170,13 @@ class WeightMirror(Rule):
     def load_state(self, state: dict[str, Any]) -> None:
         self._steps, self._passes = int(state["steps"]), int(state["passes"])
 
-    def _noise_rng(self) -> Any:
-        """The generator of the next mirror pass's noise, seeded by ``(seed, pass number)``.
+    def noise_generator(self, pass_number: int) -> Any:
+        """The generator of mirror pass ``pass_number``'s noise (0, 1, …), seeded by ``(seed, pass_number)``.
 
         A fresh generator per pass, rather than one long stream, keeps the rule's whole
         random state in one integer, so a checkpoint restores it exactly on NumPy and CuPy.
         """
-        seed = np.random.SeedSequence([int(self.seed), 3, self._passes]).generate_state(1)[0]
-        self._passes += 1
+        seed = np.random.SeedSequence([int(self.seed), 3, int(pass_number)]).generate_state(1)[0]
         return get_backend().random.default_rng(int(seed))
 
     def init_feedback(self, layer: WeightLayer, rng: np.random.Generator) -> None:
@@ -191,7 +190,8 @@ class WeightMirror(Rule):
 
     def mirror(self, net: Network) -> None:
         """One mirror-mode pass: every weight layer in turn, input to output (Fig 1b)."""
-        rng = self._noise_rng()
+        rng = self.noise_generator(self._passes)
+        self._passes += 1
         for layer, act in net.mirror_pairs():
             shape = (self.mirror_batch_size, *layer.mirror_input_shape)
             y_l = rng.standard_normal(shape, dtype=layer.W.dtype)

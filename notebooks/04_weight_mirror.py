@@ -131,15 +131,16 @@ assert corr.shape == layer1.B.shape and rel(corr, by_hand) < 1e-12
 print("mirror_correlation is the batch mean of δ_l δ_{l+1}ᵀ (eq 7)")
 
 # %% [markdown]
-# `rule.mirror(net)` runs mirror mode over every weight layer in turn, input to output. Each
-# layer draws its noise from the rule's own generator, `np.random.default_rng(seed)`, so we can
-# redo the whole pass by hand and compare: `B ← (1 − λ_B) B + η_B · mean(y_l y_{l+1}ᵀ)`, where
+# `rule.mirror(net)` runs mirror mode over every weight layer in turn, input to output. Each pass
+# draws its noise from a generator of its own, `rule.noise_generator(pass_number)`, seeded by the
+# rule's seed and the number of the pass (so a checkpoint can restore it), so we can redo the
+# whole pass by hand and compare: `B ← (1 − λ_B) B + η_B · mean(y_l y_{l+1}ᵀ)`, where
 # `φ` is the activation after the layer (the identity for the output layer). The rule blocks
 # biases by default (eq 12, section 5 below), so the hand computation uses `bias=False`.
 
 # %%
 expected = {}
-gen = np.random.default_rng(rule.seed)
+gen = rule.noise_generator(rule.state()["passes"])  # the generator of the pass about to run
 for layer, act in net.mirror_pairs():
     y_l = rule.sigma * gen.standard_normal((rule.mirror_batch_size, layer.n_in))
     y_up = act.phi(layer.mirror_forward(y_l, bias=not rule.bias_blocking))

@@ -15,7 +15,6 @@ The float32 comparison needs full float32 matrix products: ``CUPY_TF32`` must be
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -105,8 +104,7 @@ class HostNoise:
 def host_noise(rule: Any, xp: Any) -> None:
     """Make ``rule`` (if it is the weight mirror) draw its mirror-mode noise with :class:`HostNoise`."""
     if isinstance(rule, WeightMirror):
-        passes = itertools.count()
-        rule._noise_rng = lambda: HostNoise(xp, [rule.seed, 3, next(passes)])
+        rule.noise_generator = lambda pass_number: HostNoise(xp, [rule.seed, 3, pass_number])
 
 
 # --------------------------------------------------------------------------- the backend
