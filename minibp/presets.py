@@ -40,10 +40,6 @@ class Preset:
     settings: Mapping[str, Any]
     rule_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def for_rule(self, rule: str) -> dict[str, Any]:
-        """The settings of this preset for ``rule``."""
-        return {**self.settings, **self.rule_settings.get(rule, {})}
-
 
 _IMAGENET = {
     "dataset": "imagenet",
