@@ -294,12 +294,13 @@ def train(
             )
         saved = json.loads((run_dir / "config.json").read_text())
         check_resumable(saved, config, run_dir)
-    elif ckpt_path is not None and ckpt_path.exists() and not read_meta(ckpt_path).get("finished"):
+    elif ckpt_path is not None and ckpt_path.exists():
         at = read_meta(ckpt_path)
-        raise FileExistsError(
-            f"{run_dir} holds an unfinished run (stopped at epoch {at['epoch']}, step {at['step']}): continue it "
-            "with --resume, or start afresh in another --out (or delete that folder)"
-        )
+        if not at.get("finished"):
+            raise FileExistsError(
+                f"{run_dir} holds an unfinished run (stopped at epoch {at['epoch']}, step {at['step']}): continue "
+                "it with --resume, or start afresh in another --out (or delete that folder)"
+            )
     own_data = data is None
     data = load_data(config) if data is None else data
     try:
