@@ -3,8 +3,9 @@
 A preset is a set of :class:`~minibp.train.TrainConfig` settings, plus settings for
 single rules where the source tuned them per rule. On the command line it is the
 first layer: ``--config`` overrides it and flags override both, so
-``minibp train --preset imagenet-resnet18 --dataset imagenet32 --epochs 40`` runs the
-ImageNet recipe on downsampled images.
+``minibp train --preset imagenet-resnet18 --dataset imagenet32`` runs the ImageNet recipe on
+downsampled images. Flags replace settings, they do not rescale them: a shorter ``--epochs``
+with a step schedule needs its ``--milestones`` too.
 
 Sources of the numbers:
 
