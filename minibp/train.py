@@ -27,7 +27,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,20 @@ def load_data(config: TrainConfig) -> BatchSource:
     if config.dataset == "imagenet":
         kwargs.update(image_size=config.image_size, workers=None if config.workers < 0 else config.workers)
     return load_dataset(config.dataset, **kwargs)
+
+
+@contextmanager
+def _data_for(config: TrainConfig, data: BatchSource | None) -> Iterator[BatchSource]:
+    """``data`` as given, or ``config``'s dataset loaded here and closed afterwards (ImageNet's workers)."""
+    if data is not None:
+        yield data
+        return
+    loaded = load_data(config)
+    try:
+        yield loaded
+    finally:
+        if hasattr(loaded, "close"):
+            loaded.close()
 
 
 def build_model(config: TrainConfig, data: BatchSource) -> Network:
@@ -301,13 +316,8 @@ def train(
                 f"{run_dir} holds an unfinished run (stopped at epoch {at['epoch']}, step {at['step']}): continue "
                 "it with --resume, or start afresh in another --out (or delete that folder)"
             )
-    own_data = data is None
-    data = load_data(config) if data is None else data
-    try:
-        return _train(config, data, xp, run_dir, ckpt_path, progress, callback, resume)
-    finally:
-        if own_data and hasattr(data, "close"):
-            data.close()
+    with _data_for(config, data) as source:
+        return _train(config, source, xp, run_dir, ckpt_path, progress, callback, resume)
 
 
 def _train(
@@ -517,10 +527,8 @@ def compare(
     checkpoint continues with its saved settings (``config`` may change only
     :data:`RUNTIME_SETTINGS`), finished rules are read back, and the rest start.
     """
-    own_data = data is None
-    data = load_data(config) if data is None else data
     result = Comparison(config)
-    try:
+    with _data_for(config, data) as source:
         for rule in rules:
             cfg = dataclasses.replace(config, rule=rule, **(per_rule or {}).get(rule, {}))
             ckpt = Path(out) / rule / "checkpoint.npz" if out is not None else None
@@ -533,13 +541,10 @@ def compare(
                     result.histories[rule] = meta["history"]
                     continue
             try:
-                _, result.histories[rule] = train(cfg, data=data, out=out, progress=progress, resume=again)
+                _, result.histories[rule] = train(cfg, data=source, out=out, progress=progress, resume=again)
             except TrainingDiverged as err:  # a result, not a crash: record it and go on with the next rule
                 last = dict(err.history[-1], diverged=str(err))
                 result.histories[rule] = [*err.history[:-1], last]
-    finally:
-        if own_data and hasattr(data, "close"):
-            data.close()
     if out is not None:
         write_json(Path(out) / "summary.json", result.summary())
         if plot:
