@@ -70,12 +70,15 @@ def channels_first(a: Array) -> Array:
     return get_array_module(a).ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(c, n * h * w)
 
 
-def conv2d(x: Array, W: Array, stride: int = 1, padding: int = 0) -> Array:
-    """Eq (1) on every patch: ``y = W ⋆ x`` as one matrix product on the columns of ``x``."""
+def conv2d(x: Array, W: Array, stride: int = 1, padding: int = 0, cols: Array | None = None) -> Array:
+    """Eq (1) on every patch: ``y = W ⋆ x`` as one matrix product on the columns of ``x``
+    (``cols``, when the caller has already built them with :func:`im2col`)."""
     co, ci, kh, kw = W.shape
     n, _, h, w = x.shape
     ho, wo = out_size(h, kh, stride, padding), out_size(w, kw, stride, padding)
-    y = W.reshape(co, -1) @ im2col(x, kh, kw, stride, padding)  # (C_out, N·Ho·Wo)
+    if cols is None:
+        cols = im2col(x, kh, kw, stride, padding)
+    y = W.reshape(co, -1) @ cols  # (C_out, N·Ho·Wo)
     # back to (N, C_out, Ho, Wo) in memory too: the element-wise layers that follow (batch
     # norm, ReLU, sums) run several times faster on arrays whose layouts agree
     return get_array_module(y).ascontiguousarray(y.reshape(co, n, ho, wo).transpose(1, 0, 2, 3))
@@ -89,16 +92,27 @@ def conv2d_transpose(delta: Array, F: Array, x_shape: tuple[int, ...], stride: i
     return col2im(cols, x_shape, kh, kw, stride, padding)
 
 
-def conv2d_weight_grad(x: Array, delta: Array, k_shape: tuple[int, ...], stride: int = 1, padding: int = 0) -> Array:
-    """Eq (4) for a kernel: ``Σ_patches δ_{l+1} y_lᵀ``, i.e. ``δ`` (rows per channel) times the columns of ``x``."""
+def conv2d_weight_grad(
+    x: Array, delta: Array, k_shape: tuple[int, ...], stride: int = 1, padding: int = 0, cols: Array | None = None
+) -> Array:
+    """Eq (4) for a kernel: ``Σ_patches δ_{l+1} y_lᵀ``, i.e. ``δ`` (rows per channel) times the columns of ``x``
+    (``cols``, when the caller kept them from the forward pass)."""
     co, ci, kh, kw = k_shape
-    return (channels_first(delta) @ im2col(x, kh, kw, stride, padding).T).reshape(k_shape)
+    if cols is None:
+        cols = im2col(x, kh, kw, stride, padding)
+    return (channels_first(delta) @ cols.T).reshape(k_shape)
 
 
 class Conv2D(WeightLayer):
     """A 2-D convolution with kernel ``W`` ``(C_out, C_in, k, k)``, optional bias, stride and zero padding.
 
     Weights start as ``N(0, gain² / (C_in·k²))`` (He et al. 2015), drawn on the host from ``rng``.
+
+    ``keep_columns`` trades memory for time: the forward pass's columns (``k²/stride²`` times
+    the input's size) stay in memory until the backward pass, which then needs no second
+    :func:`im2col` for eq (4). Worth it for small networks (LeNet); a ResNet at batch 64 would
+    hold hundreds of MB of columns at once, so by default they are rebuilt. Results are the
+    same either way, bit for bit.
     """
 
     #: output positions per side of a mirror-mode noise image (its size is k + stride·(m − 1))
@@ -117,8 +131,11 @@ class Conv2D(WeightLayer):
         rng: np.random.Generator | None = None,
         dtype: str = "float32",
         name: str = "",
+        keep_columns: bool = False,
     ) -> None:
         super().__init__()
+        self.keep_columns = bool(keep_columns)
+        self.cols: Array | None = None
         if min(int(c_in), int(c_out), int(kernel), int(stride)) < 1 or int(padding) < 0:
             raise ValueError(
                 f"Conv2D needs positive channels, kernel and stride and padding >= 0, got "
@@ -154,7 +171,9 @@ class Conv2D(WeightLayer):
         if x.shape[2] + 2 * self.padding < self.k or x.shape[3] + 2 * self.padding < self.k:
             raise ValueError(f"{self!r}: input {tuple(x.shape[2:])} is smaller than the kernel")
         self.x = x  # y_l, kept for eq (4) and eq (17)
-        z = conv2d(x, self.W, self.stride, self.padding)  # eq (1)
+        cols = im2col(x, self.k, self.k, self.stride, self.padding)
+        self.cols = cols if self.keep_columns and train else None
+        z = conv2d(x, self.W, self.stride, self.padding, cols)  # eq (1)
         if self.b is not None:
             z += self.b[:, None, None]
         return z
@@ -165,7 +184,7 @@ class Conv2D(WeightLayer):
 
     def weight_grads(self, delta: Array) -> dict[str, Array]:
         """Eq (4) for a kernel: ``ΔW = −η Σ_patches δ_{l+1} y_lᵀ``."""
-        grads = {"W": conv2d_weight_grad(self.x, delta, self.W.shape, self.stride, self.padding)}  # eq (4)
+        grads = {"W": conv2d_weight_grad(self.x, delta, self.W.shape, self.stride, self.padding, self.cols)}  # eq (4)
         if self.b is not None:
             grads["b"] = delta.sum(axis=(0, 2, 3))
         return grads

@@ -53,16 +53,27 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
-    """The largest value in each ``k × k`` window; the gradient goes to that value's position."""
+    """The largest value in each ``k × k`` window; the gradient goes to that value's position
+    (the first one, in row-major window order, when several are equal)."""
 
     def forward(self, x: Array, train: bool = True) -> Array:
         self._check(x)
         self.x_shape = x.shape
-        win = _windows(x, self.k, self.stride, self.padding, fill=-float("inf"))
-        n, c, ho, wo = win.shape[:4]
-        flat = win.reshape(n, c, ho, wo, self.k * self.k)
-        self.argmax = flat.argmax(axis=-1)
-        return get_array_module(x).take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
+        xp = get_array_module(x)
+        k = self.k
+        win = _windows(x, k, self.stride, self.padding, fill=-float("inf"))
+        # one pass per window tap, as element-wise maxima: far faster than an argmax over a
+        # (…, k·k) strided view, whose innermost axis is tiny
+        best = win[..., 0, 0].copy()
+        self.argmax = xp.zeros(best.shape, dtype=xp.uint8 if k * k < 256 else xp.int32)
+        for tap in range(1, k * k):
+            v = win[..., tap // k, tap % k]
+            better = v > best  # strictly: a tie keeps the earlier tap
+            # argmax ← tap where better, without a temporary per tap; modular arithmetic in
+            # uint8 makes argmax + (tap − argmax) exactly tap
+            self.argmax += better * (self.argmax.dtype.type(tap) - self.argmax)
+            xp.maximum(best, v, out=best)
+        return best
 
     def backward(self, dy: Array) -> Array:
         return self._scatter(dy, lambda i, j: self.argmax == i * self.k + j)
