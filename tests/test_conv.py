@@ -157,6 +157,49 @@ def test_max_and_average_pool_values():
     np.testing.assert_array_equal(GlobalAvgPool().forward(x), [[7.5]])
 
 
+@pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_max_pool_matches_a_loop_over_windows_with_ties(k, stride, padding):
+    # values from a small set, so most windows hold ties: the value is the window's maximum
+    # and the gradient goes to its first position in row-major order, as np.argmax picks
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 3, size=(2, 3, 7, 7)).astype(np.float64)
+    pool = MaxPool2D(k, stride=stride, padding=padding)
+    y = pool.forward(x)
+    dy = rng.standard_normal(y.shape)
+    dx = pool.backward(dy)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=-np.inf)
+    want_y = np.empty_like(y)
+    want_dx = np.zeros_like(xp)
+    for n, c, r, s in np.ndindex(*y.shape):
+        window = xp[n, c, r * stride : r * stride + k, s * stride : s * stride + k]
+        want_y[n, c, r, s] = window.max()
+        i, j = divmod(int(window.argmax()), k)
+        want_dx[n, c, r * stride + i, s * stride + j] += dy[n, c, r, s]
+    np.testing.assert_array_equal(y, want_y)
+    # overlapping windows add several dy into one dx in another order: equal up to rounding
+    np.testing.assert_allclose(dx, want_dx[:, :, padding : padding + 7, padding : padding + 7], rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_kept_columns_change_nothing(stride):
+    # keep_columns only skips rebuilding eq (4)'s columns: outputs, gradients and feedback are
+    # bit-identical to a layer that rebuilds them
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3, 2, 6, 6)).astype(np.float32)
+    plain, kept = (
+        Conv2D(2, 4, 3, stride=stride, padding=1, rng=np.random.default_rng(0), keep_columns=keep)
+        for keep in (False, True)
+    )
+    z = plain.forward(x)
+    np.testing.assert_array_equal(kept.forward(x), z)
+    assert kept.cols is not None and plain.cols is None
+    d = rng.standard_normal(z.shape).astype(np.float32)
+    np.testing.assert_array_equal(kept.weight_grads(d)["W"], plain.weight_grads(d)["W"])
+    np.testing.assert_array_equal(kept.backward_input(d, kept.W), plain.backward_input(d, plain.W))
+    kept.forward(x, train=False)
+    assert kept.cols is None  # an evaluation pass keeps nothing
+
+
 def _block_net(block, c_in, rng):
     c_out = block.main.layers[-1].c_out if isinstance(block.main.layers[-1], Conv2D) else block.main.layers[-2].c_out
     return Network([block, GlobalAvgPool(), Dense(c_out, 3, rng=rng, dtype="float64")])
