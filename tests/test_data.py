@@ -251,6 +251,22 @@ def test_each_file_comes_from_the_first_folder_that_has_it(tmp_path: Path, isola
     np.testing.assert_array_equal(data.y_test, arrays["t10k-labels-idx1-ubyte.gz"])
 
 
+def test_decompressed_idx_files_are_read_too(tmp_path: Path, isolated: Path) -> None:
+    # gunzip leaves train-images-idx3-ubyte behind: the loader reads it, with no download
+    arrays = write_mnist(tmp_path / "mnist")
+    for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        gz = tmp_path / "mnist" / name
+        gz.with_suffix("").write_bytes(gzip.decompress(gz.read_bytes()))
+        gz.unlink()
+    found = files.locate("mnist", mnist.FILES, tmp_path, gunzipped_ok=True)
+    assert found["train-images-idx3-ubyte.gz"] == tmp_path / "mnist" / "train-images-idx3-ubyte"
+    assert found["train-labels-idx1-ubyte.gz"] == tmp_path / "mnist" / "train-labels-idx1-ubyte.gz"
+    assert files.locate("mnist", mnist.FILES, tmp_path)["train-images-idx3-ubyte.gz"] is None
+    data = load_mnist(tmp_path, download=False)
+    np.testing.assert_allclose(data.x_train, arrays["train-images-idx3-ubyte.gz"].reshape(6, -1) / 255, rtol=1e-6)
+    np.testing.assert_array_equal(data.y_test, arrays["t10k-labels-idx1-ubyte.gz"])
+
+
 # ----------------------------------------------------------------------------- downloads
 
 

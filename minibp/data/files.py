@@ -86,6 +86,9 @@ class Source:
     sha256: Mapping[str, str] = field(default_factory=dict)
     #: how to get the files by hand, for the error message
     instructions: str = ""
+    #: whether a ``name.gz`` file may also be present decompressed, as ``name`` (what
+    #: ``gunzip`` leaves behind); the loader must read both forms
+    gunzipped_ok: bool = False
 
     def url(self, name: str) -> str | None:
         return None if self.base_url is None else self.base_url + name
@@ -122,12 +125,21 @@ def search_dirs(subdir: str, data_dir: PathLike | None = None) -> list[Path]:
     return unique
 
 
-def locate(subdir: str, names: Iterable[str], data_dir: PathLike | None = None) -> dict[str, Path | None]:
-    """For each file name, the path in the first search folder that has it, or None if none has it."""
+def locate(
+    subdir: str, names: Iterable[str], data_dir: PathLike | None = None, *, gunzipped_ok: bool = False
+) -> dict[str, Path | None]:
+    """For each file name, the path in the first search folder that has it, or None if none has it.
+
+    With ``gunzipped_ok``, a folder that holds ``x`` instead of ``x.gz`` has it too (the ``.gz``
+    file is preferred where a folder holds both).
+    """
     dirs = search_dirs(subdir, data_dir)
     found: dict[str, Path | None] = {}
     for name in names:
-        found[name] = next((d / name for d in dirs if (d / name).is_file()), None)
+        forms = [name]
+        if gunzipped_ok and name.endswith(".gz"):
+            forms.append(name[: -len(".gz")])
+        found[name] = next((d / form for d in dirs for form in forms if (d / form).is_file()), None)
     return found
 
 
@@ -207,7 +219,7 @@ def require(
     :class:`CorruptDataFile` if a download fails its checksum.
     """
     wanted = list(source.files if names is None else names)
-    found = locate(source.subdir, wanted, data_dir)
+    found = locate(source.subdir, wanted, data_dir, gunzipped_ok=source.gunzipped_ok)
     missing = [name for name, path in found.items() if path is None]
     if not missing:
         return {name: path for name, path in found.items() if path is not None}

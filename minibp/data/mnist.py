@@ -4,7 +4,8 @@ Both come as the same four gzipped IDX files (``train-images-idx3-ubyte.gz``,
 ``train-labels-idx1-ubyte.gz``, ``t10k-images-idx3-ubyte.gz``,
 ``t10k-labels-idx1-ubyte.gz``), looked for in ``<data root>/mnist`` and
 ``<data root>/fashion-mnist`` (see :mod:`minibp.data.files`) and downloaded, with
-their SHA-256 sums checked, when missing. Pixels (0–255) are scaled to [0, 1]; the
+their SHA-256 sums checked, when missing. A file already decompressed (the same name
+without ``.gz``, as ``gunzip`` leaves it) is read as well. Pixels (0–255) are scaled to [0, 1]; the
 published train/test split is kept as it is. MNIST is the handwritten digits of LeCun
 et al.; Fashion-MNIST (Xiao et al. 2017) is photos of clothes, a drop-in replacement
 that is harder to classify.
@@ -40,6 +41,7 @@ MNIST = Source(
         "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
         "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
     },
+    gunzipped_ok=True,
 )
 
 FASHION_MNIST = Source(
@@ -54,6 +56,7 @@ FASHION_MNIST = Source(
         "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
     },
     instructions="On Debian/Ubuntu, `apt install dataset-fashion-mnist` installs them where minibp finds them.",
+    gunzipped_ok=True,
 )
 
 _UBYTE = 0x08
