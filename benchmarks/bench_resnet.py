@@ -63,10 +63,22 @@ from bench_mlp import (
 )
 
 from minibp import RULES, SGD, Network, get_rule
-from minibp.layers import BatchNorm, Conv2D, Dense, GlobalAvgPool, Layer, ReLU, Residual, Sequential, WeightLayer
+from minibp.layers import (
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    GlobalAvgPool,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Residual,
+    Sequential,
+    WeightLayer,
+)
 from minibp.layers.conv import out_size
 from minibp.losses import SoftmaxCrossEntropy
-from minibp.models import resnet20
+from minibp.models import lenet, resnet20
 from minibp.rules import WeightMirror
 
 LR = 0.1
@@ -80,6 +92,10 @@ MEMORY_STEPS = 4  # steps whose peak is measured (one weight-mirror pass among t
 MB = 1e6
 
 
+#: the models this script can time: ``--model`` → (builder, image shape, default width)
+MODELS = {"resnet20": (resnet20, (3, 32, 32), 16), "lenet": (lenet, (1, 28, 28), 6)}
+
+
 @dataclass(frozen=True)
 class ResnetConfig:
     batch: int = 64
@@ -87,8 +103,16 @@ class ResnetConfig:
     bn: str = "before"
     input_shape: tuple[int, int, int] = (3, 32, 32)
     n_classes: int = 10
+    model: str = "resnet20"
+
+    @classmethod
+    def for_model(cls, model: str, batch: int, width: int | None, bn: str) -> ResnetConfig:
+        _, shape, default_width = MODELS[model]
+        return cls(batch, default_width if width is None else width, bn, shape, model=model)
 
     def build(self) -> Network:
+        if self.model == "lenet":  # no batch norm: --bn does not apply
+            return lenet(self.input_shape, self.n_classes, width=self.width, seed=0, dtype="float32")
         return resnet20(self.input_shape, self.n_classes, width=self.width, bn=self.bn, seed=0, dtype="float32")
 
     def batch_data(self) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +123,10 @@ class ResnetConfig:
 
     def describe(self) -> str:
         c, h, w = self.input_shape
-        return f"ResNet-20 (width {self.width}, bn {self.bn}), {h}x{w}x{c} images, batch {self.batch}, float32"
+        net = "LeNet" if self.model == "lenet" else f"ResNet-20 (width {self.width}, bn {self.bn})"
+        if self.model == "lenet":
+            net += f" (width {self.width})"
+        return f"{net}, {h}x{w}x{c} images, batch {self.batch}, float32"
 
 
 # --------------------------------------------------------------------------- FLOP model
@@ -308,6 +335,15 @@ def torch_twin(torch: Any, net: Network) -> Any:
         with torch.no_grad():
             param.copy_(torch.from_numpy(np.array(value)))
 
+    # layers without trained weights: their PyTorch module from their settings alone
+    stateless: dict[type, Any] = {
+        BatchNorm: lambda layer: nn.BatchNorm2d(layer.channels, eps=layer.eps, momentum=layer.momentum),
+        ReLU: lambda layer: nn.ReLU(inplace=True),
+        GlobalAvgPool: lambda layer: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+        MaxPool2D: lambda layer: nn.MaxPool2d(layer.k, layer.stride, layer.padding),
+        Flatten: lambda layer: nn.Flatten(),
+    }
+
     def convert(layer: Layer) -> Any:
         if isinstance(layer, Residual):
             shortcut = None if layer.shortcut is None else convert(layer.shortcut)
@@ -324,12 +360,9 @@ def torch_twin(torch: Any, net: Network) -> Any:
             if bias:
                 copy(mod.bias, layer.b)
             return mod
-        if isinstance(layer, BatchNorm):
-            return nn.BatchNorm2d(layer.channels, eps=layer.eps, momentum=layer.momentum)
-        if isinstance(layer, ReLU):
-            return nn.ReLU(inplace=True)
-        if isinstance(layer, GlobalAvgPool):
-            return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        for kind, make in stateless.items():
+            if isinstance(layer, kind):
+                return make(layer)
         raise TypeError(f"no PyTorch twin for {layer!r}")
 
     return convert(net).float()
@@ -502,7 +535,7 @@ def measure_memory(cfg: ResnetConfig, cases: Sequence[str], runs: int) -> dict[s
     results = {}
     for case in cases:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", case]
-        cmd += ["--batch", str(cfg.batch), "--width", str(cfg.width), "--bn", cfg.bn]
+        cmd += ["--model", cfg.model, "--batch", str(cfg.batch), "--width", str(cfg.width), "--bn", cfg.bn]
         done = []
         for _ in range(runs):
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -775,7 +808,15 @@ def print_results(cases: list[Case], results: dict[str, dict[str, Any]], cfg: Re
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--batch", type=int, default=64, help="batch size N")
-    p.add_argument("--width", type=int, default=16, help="channels of the first stage (16: ResNet-20)")
+    p.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="resnet20",
+        help="resnet20 (32x32x3 images) or lenet (28x28x1, the fashion-lenet preset's network)",
+    )
+    p.add_argument(
+        "--width", type=int, default=None, help="channels of the first stage or conv (default 16: ResNet-20; 6: LeNet)"
+    )
     p.add_argument(
         "--bn",
         choices=("before", "after"),
@@ -807,6 +848,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # internal: one memory measurement
     args = p.parse_args(argv)
+    if args.width is None:
+        args.width = MODELS[args.model][2]
     if min(args.batch, args.width, args.repeats, args.steps, args.peak_size) < 1:
         p.error("--batch, --width, --repeats, --steps and --peak-size must be positive")
     if min(args.warmup, args.settle, args.profile_steps, args.memory_runs) < 0:
@@ -817,7 +860,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = ResnetConfig(batch=args.batch, width=args.width, bn=args.bn)
+    cfg = ResnetConfig.for_model(args.model, args.batch, args.width, args.bn)
     if args.memory_child is not None:
         print(json.dumps(memory_child(cfg, args.memory_child)))
         return 0
