@@ -139,6 +139,15 @@ class WeightMirror(Rule):
 
     ``φ`` is the activation that follows the layer in the network (identity for the
     output layer).
+
+    How often to mirror: ``B`` is an average of mirror passes over about ``1/λ_B`` of
+    them (125 with the defaults, so 500 training steps), and it points where ``W`` was
+    over that window. When ``W`` moves fast (a large learning rate with momentum), that
+    lag matters more than the noise. It makes ``δ`` err in the very directions the
+    last updates took, and training can stall or diverge while the matrix angles still
+    look small. The defaults suit the MLPs of the notebooks. The ``fashion-lenet`` preset
+    mirrors 1024 samples after every step with ``η_B = λ_B = 0.1``; this is the remedy
+    Section 6 names: "That problem could also have been solved with more mirroring".
     """
 
     sigma: float = 1.0
