@@ -23,6 +23,7 @@ from minibp.data import (
     DATASETS,
     CorruptDataFile,
     DataNotFound,
+    base,
     cifar,
     files,
     imagenet_small,
@@ -638,3 +639,16 @@ def test_real_fashion_mnist_from_the_system_folder(monkeypatch: pytest.MonkeyPat
     np.testing.assert_array_equal(np.bincount(data.y_train), [6000] * 10)
     np.testing.assert_array_equal(np.bincount(data.y_test), [1000] * 10)
     np.testing.assert_array_equal(data.y_train[:5], [9, 0, 0, 3, 0])  # ankle boot, T-shirt, T-shirt, dress, T-shirt
+
+
+def test_non_finite_inputs_are_counted_across_the_checked_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the check reads the inputs a slice of samples at a time; a bad value in a later slice
+    # and several in one slice are all counted, and the first is named by its full index
+    monkeypatch.setattr(base, "CHECK_BYTES", 3 * 4 * 4)  # 3 samples of 4 float32 per slice
+    x = np.zeros((10, 4), dtype=np.float32)
+    y = np.zeros(10, dtype=np.int64)
+    x[4, 1] = np.inf
+    x[5, 0] = x[9, 3] = np.nan
+    with pytest.raises(ValueError, match=r"contain 3 NaN/inf value\(s\), the first at index \(4, 1\)"):
+        base.check_arrays(x, y, "toy")
+    base.check_arrays(np.zeros((10, 4), np.uint8), y, "pixels")  # integer inputs pass without a mask
