@@ -487,6 +487,15 @@ class Comparison:
     def summary(self) -> dict[str, Record]:
         return {rule: hist[-1] for rule, hist in self.histories.items()}
 
+    def save(self, out: str | Path, *, plot: bool = True) -> None:
+        """``<out>/summary.json`` (rule → last record) and, with ``plot``, ``<out>/compare.png``."""
+        write_json(Path(out) / "summary.json", self.summary())
+        if plot:
+            from .plots import plot_comparison  # noqa: PLC0415 (matplotlib only when plotting)
+
+            title = f"{self.config.dataset}, {self.config.model}"
+            plot_comparison(self.histories, Path(out) / "compare.png", title=title)
+
     def table(self) -> str:
         head = f"{'rule':<5} {'test acc':>8} {'train loss':>10} {'time s':>7}  matrix angle ° (in→out)   delta angle °"
         lines = [head, "-" * len(head)]
@@ -546,9 +555,5 @@ def compare(
                 last = dict(err.history[-1], diverged=str(err))
                 result.histories[rule] = [*err.history[:-1], last]
     if out is not None:
-        write_json(Path(out) / "summary.json", result.summary())
-        if plot:
-            from .plots import plot_comparison  # noqa: PLC0415 (matplotlib only when plotting)
-
-            plot_comparison(result.histories, Path(out) / "compare.png", title=f"{config.dataset}, {config.model}")
+        result.save(out, plot=plot)
     return result
