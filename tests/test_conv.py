@@ -337,6 +337,22 @@ def test_weight_mirror_aligns_a_conv_layer():
     assert start > 60 and end < 2, (start, end)
 
 
+def test_conv_mirror_correlation_is_eq7_whether_or_not_it_reuses_the_forward_columns():
+    # mirror_forward keeps the noise's columns for eq (7); the correlation must equal the
+    # weight-gradient product with y_{l+1} in the place of delta, divided by the patches, and
+    # must not reuse columns of other noise
+    rng = np.random.default_rng(9)
+    conv = Conv2D(2, 3, 3, stride=2, rng=rng, dtype="float64")
+    noise, other = rng.standard_normal((2, 5, 2, 9, 9))
+    post = conv.mirror_forward(noise, bias=False)
+    want = conv2d_weight_grad(noise, post, conv.W.shape, 2, 0) / (5 * 4 * 4)
+    np.testing.assert_array_equal(conv.mirror_correlation(noise, post), want)  # reused columns
+    np.testing.assert_array_equal(conv.mirror_correlation(noise, post), want)  # rebuilt: nothing kept
+    conv.mirror_forward(noise, bias=False)
+    want_other = conv2d_weight_grad(other, post, conv.W.shape, 2, 0) / (5 * 4 * 4)
+    np.testing.assert_array_equal(conv.mirror_correlation(other, post), want_other)
+
+
 def test_delta_angle_probe_leaves_batchnorm_statistics_alone():
     from minibp.metrics import delta_angles
 

@@ -136,6 +136,7 @@ class Conv2D(WeightLayer):
         super().__init__()
         self.keep_columns = bool(keep_columns)
         self.cols: Array | None = None
+        self._mirror_cols: tuple[Array, Array] | None = None  # (noise, its columns) in mirror mode
         if min(int(c_in), int(c_out), int(kernel), int(stride)) < 1 or int(padding) < 0:
             raise ValueError(
                 f"Conv2D needs positive channels, kernel and stride and padding >= 0, got "
@@ -199,7 +200,9 @@ class Conv2D(WeightLayer):
     def mirror_forward(self, noise: Array, bias: bool) -> Array:
         # mirror mode (Fig 1b): noise images through the kernel, no padding, so every
         # output position sees a full patch of independent noise
-        z = conv2d(noise, self.W, self.stride, 0)
+        cols = im2col(noise, self.k, self.k, self.stride, 0)
+        self._mirror_cols = (noise, cols)  # eq (7) needs the same columns next
+        z = conv2d(noise, self.W, self.stride, 0, cols)
         if bias and self.b is not None:
             z += self.b[:, None, None]
         return z
@@ -207,5 +210,7 @@ class Conv2D(WeightLayer):
     def mirror_correlation(self, pre: Array, post: Array) -> Array:
         # eq (7) for a kernel: the weight-gradient product with the output y_{l+1} in the
         # place of δ, averaged over every patch of every noise image
+        kept, self._mirror_cols = self._mirror_cols, None
+        cols = kept[1] if kept is not None and kept[0] is pre else None
         n_patches = post.shape[0] * post.shape[2] * post.shape[3]
-        return conv2d_weight_grad(pre, post, self.W.shape, self.stride, 0) / n_patches
+        return conv2d_weight_grad(pre, post, self.W.shape, self.stride, 0, cols) / n_patches
