@@ -92,8 +92,8 @@ MEMORY_STEPS = 4  # steps whose peak is measured (one weight-mirror pass among t
 MB = 1e6
 
 
-#: the models this script can time: ``--model`` → (builder, image shape, default width)
-MODELS = {"resnet20": (resnet20, (3, 32, 32), 16), "lenet": (lenet, (1, 28, 28), 6)}
+#: the models this script can time: ``--model`` → (image shape, default width)
+MODELS = {"resnet20": ((3, 32, 32), 16), "lenet": ((1, 28, 28), 6)}
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,8 @@ class ResnetConfig:
     model: str = "resnet20"
 
     @classmethod
-    def for_model(cls, model: str, batch: int, width: int | None, bn: str) -> ResnetConfig:
-        _, shape, default_width = MODELS[model]
-        return cls(batch, default_width if width is None else width, bn, shape, model=model)
+    def for_model(cls, model: str, batch: int, width: int, bn: str) -> ResnetConfig:
+        return cls(batch, width, bn, MODELS[model][0], model=model)
 
     def build(self) -> Network:
         if self.model == "lenet":  # no batch norm: --bn does not apply
@@ -123,9 +122,9 @@ class ResnetConfig:
 
     def describe(self) -> str:
         c, h, w = self.input_shape
-        net = "LeNet" if self.model == "lenet" else f"ResNet-20 (width {self.width}, bn {self.bn})"
-        if self.model == "lenet":
-            net += f" (width {self.width})"
+        net = f"LeNet (width {self.width})"
+        if self.model != "lenet":
+            net = f"ResNet-20 (width {self.width}, bn {self.bn})"
         return f"{net}, {h}x{w}x{c} images, batch {self.batch}, float32"
 
 
@@ -849,7 +848,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # internal: one memory measurement
     args = p.parse_args(argv)
     if args.width is None:
-        args.width = MODELS[args.model][2]
+        args.width = MODELS[args.model][1]
     if min(args.batch, args.width, args.repeats, args.steps, args.peak_size) < 1:
         p.error("--batch, --width, --repeats, --steps and --peak-size must be positive")
     if min(args.warmup, args.settle, args.profile_steps, args.memory_runs) < 0:
