@@ -140,6 +140,16 @@ class WeightMirror(Rule):
     ``φ`` is the activation that follows the layer in the network (identity for the
     output layer).
 
+    The multiple compounds with depth. For ReLU, ``φ'_s = ½``, so with ``η_B = λ_B`` and
+    ``σ = 1`` every hidden layer's ``B`` settles at ``½ Wᵀ`` and ``δ_l`` reaches layer
+    ``l`` scaled by ``½`` for each ReLU layer downstream: the early layers learn as if
+    at a fraction of the learning rate. ``normalize=True`` divides the Hebbian term by
+    ``σ² φ'_s``, with ``φ'_s`` the mean slope ``mean φ'(W y_l)`` measured on the pass's
+    own noise (a per-layer plasticity gain). ``B`` then settles at ``(η_B / λ_B) Wᵀ`` in
+    every layer, whatever the activation. It is off by default: on the ``fashion-lenet``
+    preset it made WM diverge in its first epoch (the README's section on the mirror's
+    scale has the numbers).
+
     How often to mirror: ``B`` is an average of mirror passes over about ``1/λ_B`` of
     them (125 with the defaults, so 500 training steps), and it points where ``W`` was
     over that window. When ``W`` moves fast (a large learning rate with momentum), that
@@ -157,6 +167,7 @@ class WeightMirror(Rule):
     mirror_batches: int = 1
     mirror_every: int = 4
     bias_blocking: bool = True
+    normalize: bool = False
     seed: int = 0
 
     name = "wm"
@@ -206,8 +217,12 @@ class WeightMirror(Rule):
             y_l = rng.standard_normal(shape, dtype=layer.W.dtype)
             y_l *= self.sigma  # the layer fires zero-mean noise of variance σ²
             y_next = act.phi(layer.mirror_forward(y_l, bias=not self.bias_blocking))  # eq (1) / eq (12)
+            lr_b = self.lr_b
+            if self.normalize:  # divide eq (11)'s σ² φ'_s out, so that B → (η_B / λ_B) Wᵀ
+                slope = float(act.dphi(y_next).mean())
+                lr_b /= self.sigma**2 * max(slope, 1e-3)  # guard: a pass where nearly every unit is flat
             # eq (7) with eq (6), δ_l = y_l: B ← (1 − λ_B) B + η_B · mean(y_l y_{l+1}ᵀ)
-            layer.mirror_update(y_l, y_next, self.lr_b, self.decay)
+            layer.mirror_update(y_l, y_next, lr_b, self.decay)
 
 
 RULES: dict[str, type[Rule]] = {

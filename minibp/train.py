@@ -110,6 +110,7 @@ class TrainConfig:
     wm_batches: int = 1
     wm_every: int = 4
     wm_bias_blocking: bool = True
+    wm_normalize: bool = False
     # how many training examples the delta angle (Fig 4b) is measured on
     probe_size: int = 512
     # stop when a batch loss exceeds this multiple of the untrained network's loss (or is NaN/inf)
@@ -154,6 +155,7 @@ class TrainConfig:
             mirror_batches=self.wm_batches,
             mirror_every=self.wm_every,
             bias_blocking=self.wm_bias_blocking,
+            normalize=self.wm_normalize,
             seed=self.seed,
         )
 
@@ -242,6 +244,8 @@ def write_json(path: Path, obj: Any) -> None:
 def check_resumable(saved: dict[str, Any], config: TrainConfig, where: Path) -> None:
     """Raise if ``config`` would not continue the run saved with ``saved`` (its config.json)."""
     now = config.to_dict()
+    # a setting added to minibp after the run was saved counts as its default
+    saved = {**TrainConfig().to_dict(), **saved}
     diff = sorted(k for k in set(saved) | set(now) if k not in RUNTIME_SETTINGS and saved.get(k) != now.get(k))
     if diff:
         shown = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in diff)

@@ -117,6 +117,20 @@ def test_resume_refuses_other_settings_and_missing_runs(digits, tmp_path):
     assert len(again) == SMALL["epochs"] + 1
 
 
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(digits, tmp_path):
+    """A config.json without a later-added key (here wm_normalize) reads as that key's default."""
+    train(TrainConfig(rule="wm", **SMALL), data=digits, out=tmp_path, progress=False)
+    path = tmp_path / "wm" / "config.json"
+    saved = json.loads(path.read_text())
+    del saved["wm_normalize"]
+    path.write_text(json.dumps(saved))
+    _, again = train(TrainConfig(rule="wm", **SMALL), data=digits, out=tmp_path, progress=False, resume=True)
+    assert len(again) == SMALL["epochs"] + 1
+    with pytest.raises(ValueError, match=r"cannot resume .*wm_normalize: saved False, now True"):
+        cfg = TrainConfig(rule="wm", wm_normalize=True, **SMALL)
+        train(cfg, data=digits, out=tmp_path, progress=False, resume=True)
+
+
 def test_checkpoint_writes_are_atomic_and_damage_is_reported(digits, tmp_path, monkeypatch):
     cfg = TrainConfig(rule="kp", **{**SMALL, "epochs": 1})
     net, _ = train(cfg, data=digits, out=tmp_path, progress=False)

@@ -213,6 +213,24 @@ def test_weight_mirror_B_settles_at_the_predicted_multiple():
     assert abs(scale / (2 * 0.05**2) - 1) < 0.05, scale
 
 
+@pytest.mark.parametrize("normalize", [False, True])
+def test_weight_mirror_normalize_divides_out_sigma_and_the_activation_slope(normalize):
+    """Eq (11) through ReLU: E[y_l y_{l+1}ᵀ] = σ² · ½ · Wᵀ (Stein's lemma), so a hidden layer's
+    B settles at (η_B/λ_B) σ²/2 Wᵀ and the linear output layer's at (η_B/λ_B) σ² Wᵀ; with
+    ``normalize`` both settle at (η_B/λ_B) Wᵀ."""
+    rng = np.random.default_rng(3)
+    hidden, out = Dense(8, 6, rng=rng, dtype="float64"), Dense(6, 4, rng=rng, dtype="float64")
+    net = Network([hidden, get_activation("relu"), out])
+    sigma, ratio = 1.5, 2.0  # η_B / λ_B = 0.04 / 0.02
+    rule = WeightMirror(sigma=sigma, lr_b=0.04, decay=0.02, mirror_batch_size=512, normalize=normalize, seed=1)
+    net.init_feedback(rule, rng)
+    for _ in range(1500):
+        rule.mirror(net)
+    scales = [float(np.sum(L.params["B"] * L.W.T) / np.sum(L.W.T * L.W.T)) for L in (hidden, out)]
+    expected = [ratio, ratio] if normalize else [ratio * sigma**2 / 2, ratio * sigma**2]
+    np.testing.assert_allclose(scales, expected, rtol=0.05)
+
+
 def test_weight_mirror_runs_after_every_nth_step_and_validates():
     net, rule = _net_with("wm", mirror_every=3, seed=2)
     B0 = net.weight_layers[0].params["B"].copy()
