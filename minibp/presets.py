@@ -12,7 +12,13 @@ Sources of the numbers:
 * ``mnist-sigmoid`` — the official implementation's MNIST runs (784-500-10, sigmoid, batch
   128, 400 epochs, plain SGD, learning rate 0.2 for BP and FA, 0.05 for WM, 0.3 for KP).
   That code applies no decay to KP's ``B``, so ``W − Bᵀ`` never shrinks there; minibp gives
-  KP a weight decay of 1e-4 (``λ = 3·10⁻⁵`` per step) so that eq (18) holds.
+  KP a weight decay of 1e-4 (``λ = 3·10⁻⁵`` per step) so that eq (18) holds. It applies no
+  decay to WM's ``B`` either: its mirror adds ``0.01 · Σ x yᵀ`` over 128 noise samples after
+  every step, so ``B`` keeps growing along ``Wᵀ`` and the hidden layer's feedback grows with
+  it, which stands in for a larger learning rate. minibp's WM decays ``B`` (eq 7), which
+  holds the output layer's ``B`` at ``Wᵀ`` (a linear layer, ``η_B = λ_B``, ``σ = 1``), so its
+  feedback has backprop's scale; at the official 0.05 it was still improving at epoch 400
+  (97.85 %). WM therefore trains at BP's learning rate, 0.2.
 * ``fashion-lenet`` — the LeNet setup of a published benchmark of feedback-alignment methods
   (SGD, momentum 0.9, weight decay 1e-3, batch 64, 100 epochs, learning rate ×0.1 at epochs
   50 and 75). The initial learning rate, 0.01, is minibp's choice. FA, whose random ``B``
@@ -81,7 +87,8 @@ PRESETS: dict[str, Preset] = {
             "weight_decay": 0.0,
             "schedule": "constant",
         },
-        {"wm": {"lr": 0.05}, "kp": {"lr": 0.3, "weight_decay": 1e-4}},
+        # WM keeps BP's 0.2: with eq (7)'s decay its B does not grow as the official one does
+        {"kp": {"lr": 0.3, "weight_decay": 1e-4}},
     ),
     "fashion-lenet": Preset(
         "LeNet on Fashion-MNIST, the feedback-alignment benchmark's setup",

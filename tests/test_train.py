@@ -155,7 +155,7 @@ def test_presets_layer_under_config_and_flags(tmp_path):
     small = ["--dataset", "digits", "--epochs", "1", "--hidden", "8", "--probe-size", "16", "--quiet"]
     assert main(["compare", "--preset", "mnist-sigmoid", "--rules", "bp", "wm", "kp", "--out", str(out), *small]) == 0
     saved = {r: json.loads((out / r / "config.json").read_text()) for r in ("bp", "wm", "kp")}
-    assert {r: c["lr"] for r, c in saved.items()} == {"bp": 0.2, "wm": 0.05, "kp": 0.3}
+    assert {r: c["lr"] for r, c in saved.items()} == {"bp": 0.2, "wm": 0.2, "kp": 0.3}
     assert saved["kp"]["weight_decay"] == 1e-4 and saved["bp"]["weight_decay"] == 0.0
     assert all(c["activation"] == "sigmoid" and c["batch_size"] == 128 and c["hidden"] == [8] for c in saved.values())
     cfg = tmp_path / "cfg.json"
