@@ -67,6 +67,20 @@ def test_fast_convolution_matches_a_naive_loop(stride, padding):
     )
 
 
+@pytest.mark.parametrize(("c_in", "c_out"), [(2, 3), (3, 2), (4, 1), (3, 3)])
+@pytest.mark.parametrize(("stride", "padding"), CONV_CASES)
+def test_transposed_convolution_is_the_adjoint_of_the_convolution(c_in, c_out, stride, padding):
+    """⟨conv(x, F), δ⟩ = ⟨x, convᵀ(δ, F)⟩ on both of convᵀ's routes: stride 1 with no more
+    channels out than in takes the flipped-kernel convolution, the rest col2im."""
+    rng = np.random.default_rng(11)
+    x, F = rng.standard_normal((2, c_in, 7, 6)), rng.standard_normal((c_out, c_in, 3, 3))
+    y = conv2d(x, F, stride, padding)
+    delta = rng.standard_normal(y.shape)
+    dx = conv2d_transpose(delta, F, x.shape, stride, padding)
+    assert dx.shape == x.shape
+    assert abs(np.sum(y * delta) - np.sum(x * dx)) < 1e-10 * np.sum(np.abs(y * delta))
+
+
 @pytest.mark.parametrize(("stride", "padding"), CONV_CASES)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv_gradients_match_finite_differences(stride, padding, bias):
