@@ -22,7 +22,7 @@ from minibp.layers import (
     basic_block,
     bottleneck_block,
 )
-from minibp.layers.conv import conv2d, conv2d_transpose, conv2d_weight_grad
+from minibp.layers.conv import conv2d, conv2d_transpose, conv2d_weight_grad, im2col
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.models import lenet, resnet18, resnet20, resnet50
 from minibp.network import Network
@@ -194,10 +194,25 @@ def test_max_pool_matches_a_loop_over_windows_with_ties(k, stride, padding):
     np.testing.assert_allclose(dx, want_dx[:, :, padding : padding + 7, padding : padding + 7], rtol=1e-13, atol=1e-14)
 
 
+@pytest.mark.parametrize(
+    ("k", "padding", "c_in", "c_out"), [(3, 1, 2, 3), (3, 0, 3, 2), (5, 2, 1, 4), (1, 0, 4, 2), (2, 1, 2, 2)]
+)
+def test_column_free_weight_gradient_equals_the_im2col_product(k, padding, c_in, c_out):
+    """Eq (4) with stride 1 by shifted views of the padded grid, against δ times im2col's columns."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, c_in, 7, 5))
+    W = rng.standard_normal((c_out, c_in, k, k))
+    d = rng.standard_normal(conv2d(x, W, 1, padding).shape)
+    cols = im2col(x, k, k, 1, padding)
+    with_columns = conv2d_weight_grad(x, d, W.shape, 1, padding, cols)
+    np.testing.assert_allclose(conv2d_weight_grad(x, d, W.shape, 1, padding), with_columns, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_kept_columns_change_nothing(stride):
-    # keep_columns only skips rebuilding eq (4)'s columns: outputs, gradients and feedback are
-    # bit-identical to a layer that rebuilds them
+    # keep_columns only skips rebuilding eq (4)'s columns: outputs and feedback are bit-identical
+    # to a layer that does not keep them, and so is the weight gradient with stride 2; with
+    # stride 1 that layer takes the column-free route, the same sums in another order
     rng = np.random.default_rng(12)
     x = rng.standard_normal((3, 2, 6, 6)).astype(np.float32)
     plain, kept = (
@@ -208,7 +223,13 @@ def test_kept_columns_change_nothing(stride):
     np.testing.assert_array_equal(kept.forward(x), z)
     assert kept.cols is not None and plain.cols is None
     d = rng.standard_normal(z.shape).astype(np.float32)
-    np.testing.assert_array_equal(kept.weight_grads(d)["W"], plain.weight_grads(d)["W"])
+    g_kept, g_plain = kept.weight_grads(d)["W"], plain.weight_grads(d)["W"]
+    if stride == 2:
+        np.testing.assert_array_equal(g_kept, g_plain)
+    else:
+        exact = conv2d_weight_grad(x.astype(np.float64), d.astype(np.float64), plain.W.shape, 1, 1)
+        for g in (g_kept, g_plain):  # float32 sums of 3·6·6 products
+            np.testing.assert_allclose(g, exact, rtol=0, atol=1e-5 * np.abs(exact).max())
     np.testing.assert_array_equal(kept.backward_input(d, kept.W), plain.backward_input(d, plain.W))
     kept.forward(x, train=False)
     assert kept.cols is None  # an evaluation pass keeps nothing
