@@ -100,7 +100,7 @@ def conv2d_transpose(delta: Array, F: Array, x_shape: tuple[int, ...], stride: i
     2.7 times as many and its step ran 17 % slower. The two forms differ only in rounding.
     """
     co, ci, kh, kw = F.shape
-    n, _, h, w = x_shape
+    h, w = x_shape[2], x_shape[3]
     if stride == 1 and kh == kw and padding < kh and co * h * w <= ci * delta.shape[2] * delta.shape[3]:
         flipped = F[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C_in, C_out, kh, kw)
         return conv2d(delta, flipped, 1, kh - 1 - padding)
@@ -118,7 +118,8 @@ def conv2d_weight_grad(
     and zero-padded, flattened to ``(C_in, N·Hp·Wp)``, and ``δ`` on the same grid, zero where
     no output is. Then a tap ``(i, j)`` of the kernel is one product of ``δ`` with ``x``
     shifted by ``i·Wp + j`` grid cells: a view, so nothing is copied but the two layouts. On
-    ResNet-20's layers this took 50–80 % of the im2col route's time.
+    one thread, on ResNet-20's layers, it took 65–90 % of the im2col route's time; with two
+    threads the gain varies with the machine's load (see ``benchmarks/README.md``).
     """
     co, ci, kh, kw = k_shape
     if cols is None and stride == 1:
