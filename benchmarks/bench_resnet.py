@@ -122,9 +122,8 @@ class ResnetConfig:
 
     def describe(self) -> str:
         c, h, w = self.input_shape
-        net = f"LeNet (width {self.width})"
-        if self.model != "lenet":
-            net = f"ResNet-20 (width {self.width}, bn {self.bn})"
+        resnet = f"ResNet-20 (width {self.width}, bn {self.bn})"
+        net = f"LeNet (width {self.width})" if self.model == "lenet" else resnet
         return f"{net}, {h}x{w}x{c} images, batch {self.batch}, float32"
 
 
