@@ -22,6 +22,7 @@ from minibp.layers import (
     basic_block,
     bottleneck_block,
 )
+from minibp.layers import conv as conv_module
 from minibp.layers.conv import conv2d, conv2d_transpose, conv2d_weight_grad, im2col
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.models import lenet, resnet18, resnet20, resnet50
@@ -206,6 +207,42 @@ def test_column_free_weight_gradient_equals_the_im2col_product(k, padding, c_in,
     cols = im2col(x, k, k, 1, padding)
     with_columns = conv2d_weight_grad(x, d, W.shape, 1, padding, cols)
     np.testing.assert_allclose(conv2d_weight_grad(x, d, W.shape, 1, padding), with_columns, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kh", "kw", "padding", "c_in", "c_out"),
+    [(3, 3, 1, 2, 3), (3, 3, 0, 3, 2), (5, 5, 2, 1, 4), (2, 3, 1, 2, 2), (3, 2, 0, 4, 1)],
+)
+def test_convolution_on_the_padded_grid_equals_the_im2col_product(monkeypatch, kh, kw, padding, c_in, c_out):
+    """Eq (1) with stride 1 from columns on the padded grid, against im2col's columns."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((3, c_in, 7, 5))
+    W = rng.standard_normal((c_out, c_in, kh, kw))
+    with_columns = conv2d(x, W, 1, padding, im2col(x, kh, kw, 1, padding))
+    monkeypatch.setattr(conv_module, "GRID_MAX_OVERHEAD", np.inf)
+    on_grid = conv2d(x, W, 1, padding)
+    np.testing.assert_allclose(on_grid, with_columns, rtol=1e-12, atol=1e-12)
+    # the columns live in a reused buffer: a second call must not change the first's output
+    kept = on_grid.copy()
+    conv2d(rng.standard_normal(x.shape), W, 1, padding)
+    np.testing.assert_array_equal(on_grid, kept)
+
+
+def test_the_padded_grid_is_taken_only_where_it_pays(monkeypatch):
+    """Large stride-1 images take the grid (no im2col); small ones, strided and 1×1 convolutions do not."""
+
+    def no_im2col(*args):
+        raise AssertionError("im2col was called")
+
+    rng = np.random.default_rng(15)
+    W3, W1 = rng.standard_normal((2, 2, 3, 3)), rng.standard_normal((2, 2, 1, 1))
+    big, small = rng.standard_normal((1, 2, 32, 32)), rng.standard_normal((1, 2, 8, 8))
+    want = conv2d(big, W3, 1, 1)
+    monkeypatch.setattr(conv_module, "im2col", no_im2col)
+    np.testing.assert_allclose(conv2d(big, W3, 1, 1), want, rtol=1e-12, atol=1e-12)  # (34·34)/(32·32) = 1.13
+    for x, W, stride in [(small, W3, 1), (big, W3, 2), (big, W1, 1)]:  # 8×8: (10·10)/(8·8) = 1.56
+        with pytest.raises(AssertionError, match="im2col was called"):
+            conv2d(x, W, stride, 1 if W.shape[2] == 3 else 0)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
