@@ -616,12 +616,14 @@ PROFILE_GROUPS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("optimizer (SGD.step)", "minibp/optim.py", ("step",), "cum"),
     ("rule (feedback, after_step)", "minibp/rules.py", ("feedback_matrix", "feedback_grads", "after_step"), "cum"),
 )
-# inside the convolutions: the own time of conv2d* is its matmul (plus reshapes)
+# inside the convolutions: the own time of conv2d* is its matmul (plus reshapes; for conv2d on
+# the padded grid, the tap-by-tap copies of its columns too)
 CONV_PARTS: tuple[tuple[str, str, str], ...] = (
     ("im2col (pad + patch copy)", "im2col", "cum"),
+    ("padded_grid (channel-major padded copy)", "padded_grid", "cum"),
     ("col2im (tap scatter-add)", "col2im", "cum"),
     ("channels_first (delta copy)", "channels_first", "cum"),
-    ("conv2d own time (forward matmul)", "conv2d", "tot"),
+    ("conv2d own time (forward matmul; grid's tap copies)", "conv2d", "tot"),
     ("conv2d_transpose own time (input-grad matmul)", "conv2d_transpose", "tot"),
     ("conv2d_weight_grad own time (weight-grad matmul)", "conv2d_weight_grad", "tot"),
 )
@@ -689,7 +691,7 @@ def print_profiles(mp: MinibpProfile | None, tp: list[tuple[str, float, float]] 
         rows = [[name, f"{t * 1e3:.1f}", f"{t / total:.1%}"] for name, t in mp.groups]
         print(_table(["group", "ms/step", "% step"], rows, "<>>"))
         print()
-        print("inside the convolutions (own time of conv2d* = its matmul and reshapes)")
+        print("inside the convolutions (own time of conv2d* = its matmul and reshapes, and conv2d's tap copies)")
         rows = [[name, f"{t * 1e3:.1f}", f"{t / total:.1%}"] for name, t in mp.conv_parts]
         print(_table(["part", "ms/step", "% step"], rows, "<>>"))
         print()
