@@ -147,13 +147,14 @@ def conv2d(x: Array, W: Array, stride: int = 1, padding: int = 0, cols: Array | 
                 shift = i * wp + j  # cell (n, r, s) of this tap's rows holds x_pad[n, :, r + i, s + j]
                 grid_cols[:, i, j] = grid[:, shift : shift + size]
         y = W.reshape(co, -1) @ grid_cols.reshape(ci * kh * kw, size)  # eq (1) at every grid cell
-        return xp.ascontiguousarray(y.reshape(co, n, hp, wp)[:, :, :ho, :wo].transpose(1, 0, 2, 3))
-    if cols is None:
-        cols = im2col(x, kh, kw, stride, padding)
-    y = W.reshape(co, -1) @ cols  # (C_out, N·Ho·Wo)
+        y = y.reshape(co, n, hp, wp)[:, :, :ho, :wo]  # the cells with a full patch
+    else:
+        if cols is None:
+            cols = im2col(x, kh, kw, stride, padding)
+        y = (W.reshape(co, -1) @ cols).reshape(co, n, ho, wo)  # eq (1)
     # back to (N, C_out, Ho, Wo) in memory too: the element-wise layers that follow (batch
     # norm, ReLU, sums) run several times faster on arrays whose layouts agree
-    return xp.ascontiguousarray(y.reshape(co, n, ho, wo).transpose(1, 0, 2, 3))
+    return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
 
 
 def conv2d_transpose(delta: Array, F: Array, x_shape: tuple[int, ...], stride: int = 1, padding: int = 0) -> Array:
