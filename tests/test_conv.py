@@ -18,6 +18,7 @@ from minibp.layers import (
     GlobalAvgPool,
     MaxPool2D,
     ReLU,
+    Sequential,
     Tanh,
     basic_block,
     bottleneck_block,
@@ -243,6 +244,89 @@ def test_the_padded_grid_is_taken_only_where_it_pays(monkeypatch):
     for x, W, stride in [(small, W3, 1), (big, W3, 2), (big, W1, 1)]:  # 8×8: (10·10)/(8·8) = 1.56
         with pytest.raises(AssertionError, match="im2col was called"):
             conv2d(x, W, stride, 1 if W.shape[2] == 3 else 0)
+
+
+def channel_major(a):
+    """The values of ``a`` in channel-major memory: an ``(N, C, H, W)`` view of a ``(C, N, H, W)`` array."""
+    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+def is_channel_major(a) -> bool:
+    """Whether ``a``'s memory is ordered (C, N, H, W): each axis's stride spans the next one's whole
+    extent (a slice of a channel-major array, e.g. an unpadded view, counts)."""
+    dims = [(a.strides[axis], a.shape[axis]) for axis in (1, 0, 2, 3) if a.shape[axis] > 1]  # extent-1 axes: any stride
+    return a.ndim == 4 and all(outer >= inner * n > 0 for (outer, _), (inner, n) in zip(dims, dims[1:]))
+
+
+@pytest.mark.parametrize("grid", [0.0, np.inf], ids=["im2col", "grid"])
+@pytest.mark.parametrize(("stride", "padding"), CONV_CASES)
+def test_convolutions_give_the_same_values_from_either_memory_layout(monkeypatch, grid, stride, padding):
+    """The convolutions read their input through its strides: an image in (N, C, H, W) memory and
+    the same values in channel-major memory give the same results, on every route."""
+    monkeypatch.setattr(conv_module, "GRID_MAX_OVERHEAD", grid)
+    rng = np.random.default_rng(16)
+    x, W = rng.standard_normal((3, 2, 9, 8)), rng.standard_normal((4, 2, 3, 3))
+    y = conv2d(x, W, stride, padding)
+    d = rng.standard_normal(y.shape)
+    cm_x, cm_d = channel_major(x), channel_major(d)
+    assert x.flags.c_contiguous and is_channel_major(cm_x)
+    np.testing.assert_allclose(conv2d(cm_x, W, stride, padding), y, rtol=1e-12, atol=1e-12)
+    dx = conv2d_transpose(d, W, x.shape, stride, padding)
+    np.testing.assert_allclose(conv2d_transpose(cm_d, W, x.shape, stride, padding), dx, rtol=1e-12)
+    np.testing.assert_allclose(
+        conv2d_weight_grad(cm_x, cm_d, W.shape, stride, padding),
+        conv2d_weight_grad(x, d, W.shape, stride, padding),
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [MaxPool2D(2), MaxPool2D(3, stride=2, padding=1), AvgPool2D(3, stride=1, padding=1), GlobalAvgPool()],
+    ids=repr,
+)
+def test_pooling_gives_the_same_values_from_either_memory_layout(layer):
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 3, 6, 6))
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    np.testing.assert_allclose(layer.forward(channel_major(x)), y, rtol=1e-12, atol=1e-15)
+    cm_dy = channel_major(dy) if dy.ndim == 4 else dy
+    np.testing.assert_allclose(layer.backward(cm_dy), dx, rtol=1e-12, atol=1e-15)
+
+
+def test_a_resnet_hands_on_channel_major_memory_forward_and_back():
+    """Convolutions hand on their product's layout as a view, with no transposing copy, and batch
+    norm, ReLU, the residual sums, pooling and the errors of the backward pass keep it (see the
+    docstring of minibp.layers.conv): every image a ResNet passes along, after its first layer, is
+    channel-major in memory. The layout is a matter of speed; this guards that it holds."""
+    rng = np.random.default_rng(18)
+    net = resnet18((3, 32, 32), 5, width=4, seed=0)  # a max-pool stem, then basic blocks
+    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    seen = []
+
+    def record(layer, method):
+        inner = getattr(layer, method)
+
+        def wrapped(*args):
+            out = inner(*args)
+            seen.append((f"{layer!r}.{method}", out))
+            return out
+
+        setattr(layer, method, wrapped)
+
+    for layer in net.walk():
+        if not isinstance(layer, Sequential):
+            record(layer, "forward")
+            record(layer, "backward_input" if layer.has_weights else "backward")
+    _, dout = SoftmaxCrossEntropy()(net.forward(x), np.array([0, 1]))
+    deltas = net.backward(dout, get_rule("bp"))
+    images = [(name, a) for name, a in seen if a.ndim == 4]
+    assert len(images) > 60 and any("backward" in name for name, _ in images)
+    for name, a in images:
+        assert is_channel_major(a), f"{name} handed on an image with strides {a.strides}, not channel-major memory"
+    assert all(is_channel_major(d) for d in deltas if d.ndim == 4)
 
 
 @pytest.mark.parametrize("stride", [1, 2])

@@ -13,6 +13,16 @@ angle of a conv layer compares ``vec(B)`` with ``vec(W)``. With stride 1 the tra
 convolution is computed as an ordinary convolution with the flipped kernel; with a larger
 stride, as a product followed by ``col2im``.
 
+Images in channel-major memory. A product ``W @ cols`` gives its output as ``(C_out, N·Ho·Wo)``:
+channel-major memory. :func:`conv2d` returns it as an ``(N, C_out, Ho, Wo)`` *view*, with no
+transposing copy, so the arrays a network passes along keep the usual shape while their memory
+is ``(C, N, H, W)``. NumPy's element-wise operations give results in their operands' layout,
+so batch norm, ReLU and residual sums keep it too, and so do the errors of the backward pass.
+Where the products need an image as one row per channel (the next convolution's columns, the
+error ``δ`` in eqs (3)–(4)), that is then a plain copy or no copy at all. Every function here
+accepts any memory layout: the layout changes the speed, and the order in which a reduction
+(batch norm's means) adds its terms, so float32 results round differently, nothing else.
+
 On large stride-1 images the columns are taken from the *padded grid* instead: the input
 zero-padded and laid out channel-major, flattened to ``(C, N·Hp·Wp)``. There, kernel tap
 ``(i, j)`` is a shift of ``i·Wp + j`` cells, so each tap's rows of the columns are one long
@@ -29,12 +39,6 @@ import numpy as np
 
 from ..backend import get_array_module
 from .base import Array, WeightLayer
-
-
-def _pad(x: Array, p: int) -> Array:
-    if p == 0:
-        return x
-    return get_array_module(x).pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
 
 
 def out_size(size: int, k: int, stride: int, padding: int) -> int:
@@ -79,14 +83,33 @@ def padded_grid(x: Array, padding: int, tail: int = 0) -> Array:
     return grid
 
 
+def channel_major_full(xp: Any, shape: tuple[int, ...], fill: float, dtype: Any) -> Array:
+    """An ``(N, C, H, W)`` array of ``fill``, in channel-major memory: a view of a contiguous
+    ``(C, N, H, W)`` array, the layout the convolutions hand on, so element-wise work meets one layout."""
+    n, c, h, w = shape
+    return xp.full((c, n, h, w), fill, dtype=dtype).transpose(1, 0, 2, 3)
+
+
+def channel_major_pad(x: Array, padding: int) -> Array:
+    """``x`` zero-padded in height and width, as an ``(N, C, Hp, Wp)`` view of a contiguous
+    ``(C, N, Hp, Wp)`` array: the layout this module's products write (see :func:`conv2d`),
+    so a channel-major ``x`` is padded by a straight copy. ``x`` itself when ``padding`` is 0."""
+    if padding == 0:
+        return x
+    n, c, h, w = x.shape
+    out = channel_major_full(get_array_module(x), (n, c, h + 2 * padding, w + 2 * padding), 0, x.dtype)
+    out[:, :, padding : padding + h, padding : padding + w] = x
+    return out
+
+
 def im2col(x: Array, kh: int, kw: int, stride: int, padding: int) -> Array:
     """Patches of ``x`` as columns: ``(C·kh·kw, N·Ho·Wo)``.
 
     Entry ``[(c, i, j), (n, r, s)]`` is ``x_pad[n, c, r·stride + i, s·stride + j]``: a strided
-    view of the padded image, copied once into a matrix.
+    view of the padded image, whatever its memory layout, copied once into a matrix.
     """
     xp = get_array_module(x)
-    x = _pad(x, padding)
+    x = channel_major_pad(x, padding)
     n, c, h, w = x.shape
     ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
     sn, sc, sh, sw = x.strides
@@ -99,7 +122,7 @@ def im2col(x: Array, kh: int, kw: int, stride: int, padding: int) -> Array:
 def col2im(cols: Array, x_shape: tuple[int, ...], kh: int, kw: int, stride: int, padding: int) -> Array:
     """The adjoint of :func:`im2col`: add every column back where its patch came from.
 
-    One strided add per kernel tap. Returns a contiguous ``(N, C, H, W)`` array.
+    One strided add per kernel tap. Returns ``(N, C, H, W)`` in channel-major memory.
     """
     xp = get_array_module(cols)
     n, c, h, w = x_shape
@@ -110,7 +133,7 @@ def col2im(cols: Array, x_shape: tuple[int, ...], kh: int, kw: int, stride: int,
     for i in range(kh):
         for j in range(kw):
             img[:, :, i : i + stride * ho : stride, j : j + stride * wo : stride] += cols[:, i, j]
-    return xp.ascontiguousarray(img[:, :, padding : padding + h, padding : padding + w].transpose(1, 0, 2, 3))
+    return xp.ascontiguousarray(img[:, :, padding : padding + h, padding : padding + w]).transpose(1, 0, 2, 3)
 
 
 def channels_first(a: Array) -> Array:
@@ -147,14 +170,14 @@ def conv2d(x: Array, W: Array, stride: int = 1, padding: int = 0, cols: Array | 
                 shift = i * wp + j  # cell (n, r, s) of this tap's rows holds x_pad[n, :, r + i, s + j]
                 grid_cols[:, i, j] = grid[:, shift : shift + size]
         y = W.reshape(co, -1) @ grid_cols.reshape(ci * kh * kw, size)  # eq (1) at every grid cell
-        y = y.reshape(co, n, hp, wp)[:, :, :ho, :wo]  # the cells with a full patch
+        y = xp.ascontiguousarray(y.reshape(co, n, hp, wp)[:, :, :ho, :wo])  # the cells with a full patch
     else:
         if cols is None:
             cols = im2col(x, kh, kw, stride, padding)
         y = (W.reshape(co, -1) @ cols).reshape(co, n, ho, wo)  # eq (1)
-    # back to (N, C_out, Ho, Wo) in memory too: the element-wise layers that follow (batch
-    # norm, ReLU, sums) run several times faster on arrays whose layouts agree
-    return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+    # (N, C_out, Ho, Wo) as a view: the memory stays channel-major, the product's own layout
+    # (see the module's docstring)
+    return y.transpose(1, 0, 2, 3)
 
 
 def conv2d_transpose(delta: Array, F: Array, x_shape: tuple[int, ...], stride: int = 1, padding: int = 0) -> Array:

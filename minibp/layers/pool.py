@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from ..backend import get_array_module
 from .base import Array, Layer
+from .conv import channel_major_full
 
 
 def _windows(x: Array, k: int, stride: int, padding: int, fill: float) -> Array:
     """``(N, C, Ho, Wo, k, k)`` view of the windows of ``x`` padded with ``fill``."""
     xp = get_array_module(x)
     if padding:
-        x = xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)), constant_values=fill)
+        n, c, h, w = x.shape
+        padded = channel_major_full(xp, (n, c, h + 2 * padding, w + 2 * padding), fill, x.dtype)
+        padded[:, :, padding : padding + h, padding : padding + w] = x
+        x = padded
     n, c, h, w = x.shape
     ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
     sn, sc, sh, sw = x.strides
@@ -45,7 +49,7 @@ class _Pool2D(Layer):
         n, c, h, w = self.x_shape
         p, s, k = self.padding, self.stride, self.k
         ho, wo = dy.shape[2:]
-        dx = xp.zeros((n, c, h + 2 * p, w + 2 * p), dtype=dy.dtype)
+        dx = channel_major_full(xp, (n, c, h + 2 * p, w + 2 * p), 0, dy.dtype)
         for i in range(k):
             for j in range(k):
                 dx[:, :, i : i + s * ho : s, j : j + s * wo : s] += dy * weights_of_tap(i, j)
@@ -64,8 +68,8 @@ class MaxPool2D(_Pool2D):
         win = _windows(x, k, self.stride, self.padding, fill=-float("inf"))
         # one pass per window tap, as element-wise maxima: far faster than an argmax over a
         # (…, k·k) strided view, whose innermost axis is tiny
-        best = win[..., 0, 0].copy()
-        self.argmax = xp.zeros(best.shape, dtype=xp.uint8 if k * k < 256 else xp.int32)
+        best = win[..., 0, 0].copy(order="K")  # "K": in the input's memory layout
+        self.argmax = xp.zeros_like(best, dtype=xp.uint8 if k * k < 256 else xp.int32)
         for tap in range(1, k * k):
             v = win[..., tap // k, tap % k]
             better = v > best  # strictly: a tie keeps the earlier tap
@@ -104,7 +108,9 @@ class GlobalAvgPool(Layer):
     def backward(self, dy: Array) -> Array:
         n, c, h, w = self.x_shape
         xp = get_array_module(dy)
-        return xp.broadcast_to((dy / (h * w))[:, :, None, None], self.x_shape).copy()
+        dx = channel_major_full(xp, self.x_shape, 0, dy.dtype)
+        dx[...] = (dy / (h * w))[:, :, None, None]
+        return dx
 
 
 class Flatten(Layer):
