@@ -33,8 +33,9 @@ def angle(a: Array, b: Array) -> float:
     xp = get_array_module(a, b)
     if a.size != b.size:
         raise ValueError(f"cannot take the angle between arrays of {a.size} and {b.size} elements")
-    a = a.astype(xp.float64).ravel()  # astype makes a contiguous copy, so ravel is free
-    b = b.astype(xp.float64).ravel()
+    # a C-ordered copy, so ravel is free: images (δ of a conv layer) may be channel-major in memory
+    a = a.astype(xp.float64, order="C").ravel()
+    b = b.astype(xp.float64, order="C").ravel()
     na, nb = xp.sqrt(a @ a), xp.sqrt(b @ b)
     # â ∓ b̂ = (a·‖b‖ ∓ b·‖a‖) / (‖a‖‖b‖): the common positive factor leaves atan2 unchanged
     a *= nb
