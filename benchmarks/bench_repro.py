@@ -25,7 +25,7 @@ interrupted table; ``minibp plot <out>`` draws its figures.
 ``--jobs N`` trains N rules at a time, each in its own process with ``--threads`` BLAS
 threads (default 1). For these small networks that uses the cores better than one process
 with many BLAS threads: on 2 cores, two LeNet runs side by side, one thread each, took about
-25 s per epoch each, while a LeNet step with both threads takes 17.7 ms (about 17 s of steps
+25 s per epoch each, while a LeNet step with both threads took 17.7 ms (about 17 s of steps
 per epoch for one run). Each process's output goes to ``<out>/<rule>.log``.
 """
 
