@@ -139,7 +139,8 @@ def col2im(cols: Array, x_shape: tuple[int, ...], kh: int, kw: int, stride: int,
 
 
 def channels_first(a: Array) -> Array:
-    """``(N, C, H, W)`` → ``(C, N·H·W)``: one row per channel (one transposing copy)."""
+    """``(N, C, H, W)`` → ``(C, N·H·W)``: one row per channel. A view when ``a`` is channel-major in
+    memory (as the convolutions hand images on), else one transposing copy."""
     n, c, h, w = a.shape
     return get_array_module(a).ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(c, n * h * w)
 
