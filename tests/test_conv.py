@@ -174,6 +174,16 @@ def test_max_and_average_pool_values():
     np.testing.assert_array_equal(GlobalAvgPool().forward(x), [[7.5]])
 
 
+def test_max_pool_padding_never_wins_a_window():
+    """Max pooling pads with −∞: on an all-negative image a border window's maximum is one of its
+    pixels, never a padded zero, and its whole gradient reaches the image."""
+    x = -1.0 - np.arange(16.0).reshape(1, 1, 4, 4)
+    pool = MaxPool2D(3, stride=2, padding=1)
+    y = pool.forward(x)
+    np.testing.assert_array_equal(y[0, 0], [[-1.0, -2.0], [-5.0, -6.0]])
+    np.testing.assert_allclose(pool.backward(np.ones_like(y)).sum(), y.size)
+
+
 @pytest.mark.parametrize("k, stride, padding", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
 def test_max_pool_matches_a_loop_over_windows_with_ties(k, stride, padding):
     # values from a small set, so most windows hold ties: the value is the window's maximum
@@ -279,6 +289,15 @@ def test_convolutions_give_the_same_values_from_either_memory_layout(monkeypatch
         conv2d_weight_grad(x, d, W.shape, stride, padding),
         rtol=1e-12,
     )
+
+
+def test_1x1_columns_of_a_channel_major_image_are_a_view():
+    """With stride 1 and no padding, a 1×1 kernel's columns are the image's channel rows: for a
+    channel-major image im2col's copy copies nothing, and the columns are those rows."""
+    x = channel_major(np.random.default_rng(19).standard_normal((2, 3, 4, 5)))
+    cols = im2col(x, 1, 1, 1, 0)
+    assert np.shares_memory(cols, x)
+    np.testing.assert_array_equal(cols, x.transpose(1, 0, 2, 3).reshape(3, -1))
 
 
 @pytest.mark.parametrize(

@@ -90,14 +90,14 @@ def channel_major_full(xp: Any, shape: tuple[int, ...], fill: float, dtype: Any)
     return xp.full((c, n, h, w), fill, dtype=dtype).transpose(1, 0, 2, 3)
 
 
-def channel_major_pad(x: Array, padding: int) -> Array:
-    """``x`` zero-padded in height and width, as an ``(N, C, Hp, Wp)`` view of a contiguous
+def channel_major_pad(x: Array, padding: int, fill: float = 0.0) -> Array:
+    """``x`` padded with ``fill`` in height and width, as an ``(N, C, Hp, Wp)`` view of a contiguous
     ``(C, N, Hp, Wp)`` array: the layout this module's products write (see :func:`conv2d`),
     so a channel-major ``x`` is padded by a straight copy. ``x`` itself when ``padding`` is 0."""
     if padding == 0:
         return x
     n, c, h, w = x.shape
-    out = channel_major_full(get_array_module(x), (n, c, h + 2 * padding, w + 2 * padding), 0, x.dtype)
+    out = channel_major_full(get_array_module(x), (n, c, h + 2 * padding, w + 2 * padding), fill, x.dtype)
     out[:, :, padding : padding + h, padding : padding + w] = x
     return out
 
@@ -108,8 +108,6 @@ def im2col(x: Array, kh: int, kw: int, stride: int, padding: int) -> Array:
     Entry ``[(c, i, j), (n, r, s)]`` is ``x_pad[n, c, r·stride + i, s·stride + j]``: a strided
     view of the padded image, whatever its memory layout, copied once into a matrix.
     """
-    if kh == kw == stride == 1 and padding == 0:
-        return channels_first(x)  # each column is one pixel's channels: no copy if x is channel-major
     xp = get_array_module(x)
     x = channel_major_pad(x, padding)
     n, c, h, w = x.shape

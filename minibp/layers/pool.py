@@ -8,17 +8,13 @@ from __future__ import annotations
 
 from ..backend import get_array_module
 from .base import Array, Layer
-from .conv import channel_major_full
+from .conv import channel_major_full, channel_major_pad
 
 
 def _windows(x: Array, k: int, stride: int, padding: int, fill: float) -> Array:
     """``(N, C, Ho, Wo, k, k)`` view of the windows of ``x`` padded with ``fill``."""
     xp = get_array_module(x)
-    if padding:
-        n, c, h, w = x.shape
-        padded = channel_major_full(xp, (n, c, h + 2 * padding, w + 2 * padding), fill, x.dtype)
-        padded[:, :, padding : padding + h, padding : padding + w] = x
-        x = padded
+    x = channel_major_pad(x, padding, fill)
     n, c, h, w = x.shape
     ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
     sn, sc, sh, sw = x.strides
@@ -108,9 +104,8 @@ class GlobalAvgPool(Layer):
     def backward(self, dy: Array) -> Array:
         n, c, h, w = self.x_shape
         xp = get_array_module(dy)
-        dx = channel_major_full(xp, self.x_shape, 0, dy.dtype)
-        dx[...] = (dy / (h * w))[:, :, None, None]
-        return dx
+        # the mean's derivative spread over each image, in channel-major memory like the rest
+        return xp.broadcast_to((dy / (h * w)).T[:, :, None, None], (c, n, h, w)).copy().transpose(1, 0, 2, 3)
 
 
 class Flatten(Layer):
