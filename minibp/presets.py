@@ -12,10 +12,11 @@ Sources of the numbers:
 * ``mnist-sigmoid`` — the official implementation's MNIST runs (784-500-10, sigmoid, batch
   128, 400 epochs, plain SGD, learning rate 0.2 for BP and FA, 0.05 for WM, 0.3 for KP).
   That code applies no decay to KP's ``B``, so ``W − Bᵀ`` never shrinks there; minibp gives
-  KP a weight decay of 1e-4 (``λ = 3·10⁻⁵`` per step) so that eq (18) holds. It applies no
+  KP a weight decay of 1e-4 (``λ = 3·10⁻⁵`` per step) so that ``W − Bᵀ`` shrinks (eqs 13–14). It applies no
   decay to WM's ``B`` either: its mirror adds ``0.01 · Σ x yᵀ`` over 128 noise samples after
   every step, so ``B`` keeps growing along ``Wᵀ`` and the hidden layer's feedback grows with
-  it, which stands in for a larger learning rate. minibp's WM decays ``B`` (eq 7), which
+  it, which stands in for a larger learning rate. minibp's WM decays ``B`` (the weight decay
+  Sections 4.1 and 4.3 suggest, added to eq 7), which
   holds the output layer's ``B`` at ``Wᵀ`` (a linear layer, ``η_B = λ_B``, ``σ = 1``), so its
   feedback has backprop's scale; at the official 0.05 it was still improving at epoch 400
   (97.85 %). WM therefore trains at BP's learning rate, 0.2.
@@ -38,9 +39,10 @@ Sources of the numbers:
   0.1, momentum 0.9, weight decay 1e-4, batch 128, 250 epochs); the milestones (×0.1 at 100
   and 150) are minibp's choice.
 * ``imagenet-resnet18``/``imagenet-resnet50`` — the paper's ImageNet runs (Section 6): batch
-  norm after the ReLU, learning rate ×0.1 at epoch 32; learning rate 0.1, momentum 0.9,
-  weight decay 1e-4 and batch 256 as in the sign-symmetry runs it compares with. The
-  number of epochs, 90, is minibp's choice.
+  norm after the ReLU, ReLUs without bias-blocking (so the weight mirror's is off), learning
+  rate ×0.1 at epoch 32. The paper's text gives no more; learning rate 0.1, momentum 0.9,
+  weight decay 1e-4 and batch 256 are the ResNet paper's ImageNet recipe (He et al. 2016,
+  the paper's ref. [30]), and the number of epochs, 90, is minibp's choice.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ _IMAGENET = {
     "gamma": 0.1,
     "probe_size": 256,
     "checkpoint_every": 1000,
+    "wm_bias_blocking": False,  # Section 6: "ReLUs without bias-blocking"
 }
 
 PRESETS: dict[str, Preset] = {
@@ -93,7 +96,7 @@ PRESETS: dict[str, Preset] = {
             "weight_decay": 0.0,
             "schedule": "constant",
         },
-        # WM keeps BP's 0.2: with eq (7)'s decay its B does not grow as the official one does
+        # WM keeps BP's 0.2: with the decay minibp adds to eq (7) its B does not grow as the official one does
         {"kp": {"lr": 0.3, "weight_decay": 1e-4}},
     ),
     "fashion-lenet": Preset(
