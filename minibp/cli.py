@@ -57,7 +57,7 @@ HELP = {
     "wm_bias_blocking": "weight mirror: block biases in mirror mode (eq 12)",
     "wm_normalize": "weight mirror: divide eq (7)'s Hebbian term by sigma^2 times the measured mean slope "
     "of the activation, so B settles at (wm_lr / wm_decay) W^T in every layer",
-    "probe_size": "training examples the delta angle (Fig 4b) is measured on",
+    "probe_size": "training examples the delta angle (Fig 4b, d, f) is measured on",
     "diverge_factor": "stop when a batch loss exceeds this multiple of the untrained network's loss",
 }
 

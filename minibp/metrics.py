@@ -1,9 +1,9 @@
 """Alignment metrics of the paper's Fig 4, and accuracy.
 
-* **matrix angle** (Fig 4a): the angle between ``vec(F_l)`` and ``vec(W_lᵀ)``, where
+* **matrix angle** (Fig 4a, c, e): the angle between ``vec(F_l)`` and ``vec(W_lᵀ)``, where
   ``F_l`` is the feedback matrix the rule actually uses (``B_l`` for FA, WM, KP;
   ``sign(W_l)ᵀ·scale`` for SS; ``W_lᵀ`` for BP, whose angle is 0 by definition);
-* **delta angle** (Fig 4b): the angle between the rule's ``δ_l`` and backprop's
+* **delta angle** (Fig 4b, d, f): the angle between the rule's ``δ_l`` and backprop's
   ``δ_l`` computed on the *same* forward pass, flattened over the whole batch.
 """
 
@@ -48,12 +48,12 @@ def angle(a: Array, b: Array) -> float:
 
 
 def matrix_angles(net: Network, rule: Rule) -> list[float]:
-    """``∠(F_l, W_lᵀ)`` for every weight layer, input to output (Fig 4a)."""
+    """``∠(F_l, W_lᵀ)`` for every weight layer, input to output (Fig 4a, c, e)."""
     return [angle(rule.feedback_matrix(layer), layer.transpose_weight()) for layer in net.weight_layers]
 
 
 def delta_angles(net: Network, rule: Rule, x: Array, targets: Array, loss_fn: Any) -> list[float]:
-    """``∠(δ_l, δ_l^BP)`` at the output of every hidden weight layer (Fig 4b).
+    """``∠(δ_l, δ_l^BP)`` at the output of every hidden weight layer (Fig 4b, d, f).
 
     One forward pass; two feedback passes from the same output error, one with the
     rule's feedback matrices and one with ``Wᵀ``. Neither stores gradients, so

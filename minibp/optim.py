@@ -7,9 +7,9 @@ The update of every parameter ``p`` with gradient ``g`` is
 
 With plain SGD (μ = 0) this is eq (16) with decay factor ``λ = η · wd``:
 ``ΔW = −η δ yᵀ − λ W``; for KP's ``B`` it is eq (17). Under momentum the decay
-goes through the momentum buffer as well, as in PyTorch's ``SGD(weight_decay=…)``
-and TensorFlow's L2-regularised momentum optimizer used for the paper's ImageNet
-runs. Kolen–Pollack stays exact: ``W`` and ``Bᵀ`` receive identical gradients, so
+goes through the momentum buffer as well, as in PyTorch's ``SGD(weight_decay=…)``.
+Momentum is minibp's addition: the paper's eqs (16)–(17) have none. Kolen–Pollack
+stays exact: ``W`` and ``Bᵀ`` receive identical gradients, so
 their difference ``D = W − Bᵀ`` obeys ``v_D ← μ v_D + wd · D``, ``D ← D − η v_D``:
 the gradients cancel and only decay acts on ``D``. Without momentum that is
 ``D_t = (1 − λ)^t D_0`` (eqs 13–14); with momentum ``D`` still shrinks

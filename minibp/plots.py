@@ -40,8 +40,8 @@ def plot_angles(ax: Any, history: Sequence[Mapping[str, Any]], key: str, title: 
 
 
 def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path, title: str = "") -> Path:
-    """Save a figure with test error per epoch (Fig 3) and, per rule, matrix angles (Fig 4a)
-    and delta angles (Fig 4b) per layer. Returns the path written."""
+    """Save a figure with test error per epoch (Fig 3) and, per rule, matrix angles (Fig 4a, c, e)
+    and delta angles (Fig 4b, d, f) per layer. Returns the path written."""
     rules = list(histories)
     fig = plt.figure(figsize=(3.0 * max(len(rules), 2), 8.5))
     grid = fig.add_gridspec(3, len(rules))

@@ -111,8 +111,9 @@ class KolenPollack(Rule):
     """KP (Section 5): ``ΔB = −η y_l δ_{l+1}ᵀ − λB`` (eq 17).
 
     ``B`` receives the transpose of ``W``'s gradient and is stepped by the same
-    optimizer with the same η, λ and momentum, so ``W − Bᵀ`` shrinks by ``(1 − λ)``
-    each step (eqs 13–14, 16, 18).
+    optimizer with the same η, λ and momentum, so the gradients cancel in ``W − Bᵀ`` and
+    only decay acts on it: it shrinks by ``(1 − λ)`` each step without momentum and with a
+    constant η (eqs 13–14, 16, 18), and by about ``λ / (1 − μ)`` a step with momentum μ.
     """
 
     name = "kp"
@@ -137,11 +138,13 @@ class WeightMirror(Rule):
     Hebbian term is ``η_B σ² φ'_s Wᵀ`` (eqs 11–12), so ``B`` settles at the positive
     multiple ``(η_B / λ_B) σ² φ'_s`` of ``Wᵀ``.
 
-    ``φ`` is the activation that follows the layer in the network (identity for the
-    output layer).
+    ``φ`` is the activation directly after the layer in the network, identity where none
+    follows: the output layer, and in a ResNet a convolution followed by batch norm, the
+    last convolution of a residual branch (its ReLU comes after the sum) and a projection
+    shortcut. Those layers' ``B`` settle at ``(η_B / λ_B) σ² Wᵀ``.
 
     The multiple compounds with depth. For ReLU, ``φ'_s = ½``, so with ``η_B = λ_B`` and
-    ``σ = 1`` every hidden layer's ``B`` settles at ``½ Wᵀ`` and ``δ_l`` reaches layer
+    ``σ = 1`` the ``B`` of every layer followed by a ReLU settles at ``½ Wᵀ`` and ``δ_l`` reaches layer
     ``l`` scaled by ``½`` for each ReLU layer downstream: the early layers learn as if
     at a fraction of the learning rate. ``normalize=True`` divides the Hebbian term by
     ``σ² φ'_s``, with ``φ'_s`` the mean slope ``mean φ'(W y_l)`` measured on the pass's

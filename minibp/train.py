@@ -6,7 +6,7 @@ its mirror mode (Fig 1):
 1. forward path, eq (1);
 2. loss and output error ``δ_L``;
 3. feedback path, eqs (2)/(3), with forward gradients, eq (4), and KP's ``B`` gradient, eq (17);
-4. optimizer step, eqs (16)–(17);
+4. optimizer step, eqs (16)–(17) (with momentum, minibp's addition, unless it is 0);
 5. ``rule.after_step``: mirror mode for WM, eqs (6)–(7).
 
 Each epoch appends one JSON object to ``<out>/<rule>/metrics.jsonl`` and rewrites
@@ -111,7 +111,7 @@ class TrainConfig:
     wm_every: int = 4
     wm_bias_blocking: bool = True
     wm_normalize: bool = False
-    # how many training examples the delta angle (Fig 4b) is measured on
+    # how many training examples the delta angle (Fig 4b, d, f) is measured on
     probe_size: int = 512
     # stop when a batch loss exceeds this multiple of the untrained network's loss (or is NaN/inf)
     diverge_factor: float = 1e3

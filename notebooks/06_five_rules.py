@@ -11,7 +11,7 @@
 # * **Fig 3**: test error per epoch — WM and KP nearly match BP, SS is worse, FA fails
 #   (97–99 % top-1 error);
 # * **Fig 4**: per-layer **matrix angles** `∠(B_l, W_lᵀ)` and **delta angles** `∠(δ_l, δ_l^BP)` —
-#   KP's go to almost zero, WM's stay small, SS's are larger, FA's stay above 80°.
+#   KP's go to almost zero, WM's stay small, SS's are larger, FA's stay above 80° in most layers.
 #
 # We do the same at toy scale, on scikit-learn's 8×8 digits, with a small MLP and a small CNN.
 # You will compute:
@@ -45,8 +45,9 @@ print(f"{len(data.x_train)} training and {len(data.x_test)} test images, {data.n
 # %% [markdown]
 # ## 1. Where each rule starts
 #
-# Every rule carries `δ_{l+1}` back through a feedback matrix `F_l` (eq 3); the matrix angle
-# compares `vec(F_l)` with `vec(W_lᵀ)` (Fig 4a). On a freshly built network:
+# Every rule carries `δ_{l+1}` back through the feedback matrix `F_{l+1}` of the layer whose
+# forward matrix is `W_{l+1}` (`B_{l+1}` in eq 3); the matrix angle compares `vec(F_l)` with
+# `vec(W_lᵀ)` (Fig 4a). On a freshly built network:
 #
 # * **BP** uses `F = Wᵀ` (eq 2): the angle is 0 by definition.
 # * **FA, WM, KP** start from the same random `B`, independent of `W`. Two independent random

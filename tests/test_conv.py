@@ -515,6 +515,30 @@ def test_weight_mirror_aligns_a_conv_layer():
     assert start > 60 and end < 2, (start, end)
 
 
+@pytest.mark.parametrize(
+    ("after", "normalize", "slope"), [("relu", False, 0.5), ("batchnorm", False, 1.0), ("relu", True, None)]
+)
+def test_conv_weight_mirror_B_settles_at_the_predicted_multiple(after, normalize, slope):
+    """Eqs (11)-(12) with decay on a kernel: every patch of a noise image is independent noise of
+    variance σ², so E[patch · y_{l+1}ᵀ] = σ² φ'_s W, and B settles at (η_B/λ_B) σ² φ'_s W: φ'_s = ½
+    through a ReLU; 1 where batch norm follows (mirror mode's φ is then the identity); with
+    ``normalize``, (η_B/λ_B) W. A wrong patch count, a missing σ² or a wrong φ would move the
+    multiple, which an angle alone would not see."""
+    rng = np.random.default_rng(10)
+    conv = Conv2D(3, 4, 3, stride=2, padding=1, rng=rng, dtype="float64")
+    net = Network([conv, ReLU() if after == "relu" else BatchNorm(4, dtype="float64")])
+    sigma, ratio = 1.5, 2.0  # η_B / λ_B = 0.04 / 0.02
+    rule = WeightMirror(sigma=sigma, lr_b=0.04, decay=0.02, mirror_batch_size=64, normalize=normalize, seed=1)
+    net.init_feedback(rule, rng)
+    for _ in range(1500):
+        rule.mirror(net)
+    B, W = conv.params["B"], conv.W
+    scale = float(np.sum(B * W) / np.sum(W * W))
+    expected = ratio if normalize else ratio * sigma**2 * slope
+    assert abs(scale / expected - 1) < 0.05, (scale, expected)
+    assert angle(B, W) < 2
+
+
 def test_conv_mirror_correlation_is_eq7_whether_or_not_it_reuses_the_forward_columns():
     # mirror_forward keeps the noise's columns for eq (7); the correlation must equal the
     # weight-gradient product with y_{l+1} in the place of delta, divided by the patches, and

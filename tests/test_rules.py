@@ -109,7 +109,8 @@ def test_ss_feeds_back_only_signs_at_a_fixed_scale():
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_kp_difference_decays_exactly(momentum):
-    """Eqs (13)-(18): with identical updates and decay λ = η·wd, W − Bᵀ shrinks by (1 − λ) per step."""
+    """Eqs (13)-(18): with identical updates and decay λ = η·wd, W − Bᵀ shrinks by (1 − λ) per step
+    without momentum; with it (minibp's addition) by the heavy-ball recursion of the decay alone."""
     net, rule = _net_with("kp", sizes=(6, 9, 8, 4))
     lr, wd, steps = 0.05, 0.3, 25
     opt = SGD(lr, momentum=momentum, weight_decay=wd)
