@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from minibp.presets import PRESETS
-from minibp.train import Comparison, TrainConfig, compare
+from minibp.train import Comparison, TrainConfig, compare, read_plan, write_plan
 
 #: published numbers, as test error in percent, per task and rule
 PUBLISHED = {
@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs") / f"repro-{args.task}"
     t0 = time.perf_counter()
     failed: list[str] = []
-    if args.jobs > 1:
+    per_rule = {r: dict(v) for r, v in preset.rule_settings.items()}
+    if args.jobs > 1:  # the children share out: the comparison's compare.json is written here, once
+        plans = {r: dataclasses.replace(config, rule=r, **per_rule.get(r, {})) for r in args.rules}
+        write_plan(out, plans, keep=read_plan(out) if args.resume else None)
         histories, failed = run_in_processes(args, out)
         if histories:  # each child wrote a summary of its own rule: one of them all, as compare() writes
             Comparison(config, {rule: histories[rule] for rule in args.rules if rule in histories}).save(out)
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             out=out,
             progress=not args.quiet,
             resume=args.resume,
-            per_rule={r: dict(v) for r, v in preset.rule_settings.items()},
+            per_rule=per_rule,
+            plan=args.histories is None,  # a child of --jobs: its parent wrote compare.json
         ).histories
     if args.histories:
         args.histories.write_text(json.dumps(histories))

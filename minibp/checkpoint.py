@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,7 @@ def load_checkpoint(path: str | Path, net: Network, opt: SGD, rule: Rule) -> dic
                 "it was written by a different model, width or rule; resume with the run's own config.json"
             )
         for name in sorted(names):
-            saved = data[name]
+            saved = _read_array(data, name, path)
             if name.startswith("velocity/"):
                 slot = name.removeprefix("velocity/")
                 like = _param_for_slot(net, slot)
@@ -113,24 +114,38 @@ def _param_for_slot(net: Network, slot: str) -> Any:
     raise ValueError(f"checkpoint has momentum for {slot!r}, which this network does not have")
 
 
+#: what a damaged ``.npz`` raises when one of its arrays is read: a bad CRC or zip record, a
+#: broken deflate stream, a short or garbled ``.npy`` header
+_DAMAGED = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError)
+
+_START_OVER = "restore a copy, or delete the run's folder and start it again"
+
+
+def _read_array(data: Any, name: str, path: str | Path) -> np.ndarray:
+    try:
+        return data[name]
+    except _DAMAGED as err:
+        raise ValueError(f"checkpoint {path} is damaged: {name} cannot be read ({err}); {_START_OVER}") from err
+
+
 def _open(path: str | Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}: the run was not started, or not with this --out")
     try:
         return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
+    except _DAMAGED as err:
         raise ValueError(
-            f"checkpoint {path} is unreadable ({err}); it may be from a full disk or another program"
+            f"checkpoint {path} is unreadable ({err}); it may be from a full disk or another program: {_START_OVER}"
         ) from err
 
 
 def _meta(data: Any, path: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads(bytes(data["meta"]).decode())
-    except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
+    except (KeyError, *_DAMAGED) as err:
         raise ValueError(
-            f"checkpoint {path} has no readable meta record ({err}): it is damaged or not minibp's"
+            f"checkpoint {path} has no readable meta record ({err}): it is damaged or not minibp's; {_START_OVER}"
         ) from err
     if meta.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path} has format {meta.get('format')}, this minibp reads format {FORMAT}")

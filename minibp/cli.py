@@ -4,7 +4,9 @@ Every field of :class:`~minibp.train.TrainConfig` is a flag (``--weight-decay``,
 ``--wm-sigma``, …). Settings are layered: a ``--preset`` first, then ``--config
 FILE.json``, then the flags given on the command line. ``--resume`` continues the run in
 ``--out`` from its checkpoint with its saved settings (flags may change only the
-runtime ones: backend, data folder, workers, logging and checkpoint intervals).
+runtime ones: backend, data folder, workers, logging and checkpoint intervals; others may
+be repeated with their saved values). A ``compare`` resumes the rules its ``compare.json``
+lists, each with its own saved settings.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +22,16 @@ from typing import Any
 
 from .presets import PRESETS, describe_presets
 from .rules import RULES
-from .train import RUNTIME_SETTINGS, TrainConfig, TrainingInterrupted, TrainingStopped, compare, train
+from .train import (
+    RUNTIME_SETTINGS,
+    TrainConfig,
+    TrainingInterrupted,
+    TrainingStopped,
+    compare,
+    read_plan,
+    settings_diff,
+    train,
+)
 
 HELP = {
     "rule": "learning rule: bp (backprop), fa (feedback alignment), ss (sign-symmetry), "
@@ -102,7 +114,10 @@ def parser() -> argparse.ArgumentParser:
     _add_config_flags(t)
     c = sub.add_parser("compare", parents=[common], help="train all rules from the same seed and initial weights")
     c.add_argument(
-        "--rules", nargs="+", choices=list(RULES), default=list(RULES), help="rules to compare (default: all)"
+        "--rules",
+        nargs="+",
+        choices=list(RULES),
+        help="rules to compare (default: all; with --resume, those of the comparison in --out)",
     )
     _add_config_flags(c, skip=("rule",))
     pl = sub.add_parser("plot", help="draw Fig 3 (test error) and Fig 4 (angles) from run folders, as PNG and PDF")
@@ -121,6 +136,8 @@ def _read_settings(path: Path) -> dict[str, Any]:
         raise SystemExit(f"minibp: config file {path} does not exist") from None
     except json.JSONDecodeError as err:
         raise SystemExit(f"minibp: config file {path} is not valid JSON: {err}") from None
+    except (UnicodeDecodeError, IsADirectoryError) as err:
+        raise SystemExit(f"minibp: config file {path} is not a UTF-8 text file of JSON: {err}") from None
     if not isinstance(loaded, dict):
         raise SystemExit(f"minibp: config file {path} must hold a JSON object of settings")
     unknown = sorted(set(loaded) - names)
@@ -129,10 +146,25 @@ def _read_settings(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def _saved_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The saved settings of the run ``--resume`` continues: those ``<out>/compare.json`` holds for
+    the comparison's first rule, else ``<out>/<rule>/config.json``."""
+    plan = read_plan(args.out) if args.command == "compare" else None
+    if plan is not None and plan["rules"]:
+        return plan["configs"][plan["rules"][0]]
+    return _read_settings(_saved_run(args))
+
+
 def _saved_run(args: argparse.Namespace) -> Path:
     """The config.json of the run ``--resume`` continues: ``<out>/<rule>/config.json``."""
     rule = getattr(args, "rule", None)
     if rule is not None:
+        if not (args.out / rule / "config.json").is_file():
+            present = sorted(p.parent.name for p in args.out.glob("*/config.json"))
+            raise SystemExit(
+                f"minibp: nothing to resume for rule {rule} in {args.out}"
+                + (f": it holds runs of {', '.join(present)}" if present else ": it holds no runs; check --out")
+            )
         return args.out / rule / "config.json"
     found = sorted(args.out.glob("*/config.json"))
     if not found:
@@ -159,13 +191,16 @@ def _config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, dict[str, 
     if args.resume:
         if args.preset or args.config:
             raise SystemExit("minibp: --resume takes the run's saved settings; leave out --preset and --config")
-        fixed = sorted(set(flags) - set(RUNTIME_SETTINGS) - {"rule"})
+        saved = _saved_settings(args)
+        given = {k: v for k, v in flags.items() if k not in RUNTIME_SETTINGS and k != "rule"}
+        # flags that repeat a saved value are welcome; those that would change one are not
+        fixed = sorted(k for k in given if settings_diff(saved, TrainConfig(**{**saved, k: given[k]})))
         if fixed:
             raise SystemExit(
                 f"minibp: --resume continues a run with its saved settings; it cannot change {fixed} "
                 f"(only {', '.join(RUNTIME_SETTINGS)}); start a new run in another --out instead"
             )
-        return TrainConfig(**{**_read_settings(_saved_run(args)), **flags}), {}
+        return TrainConfig(**{**saved, **flags}), {}
     preset = PRESETS[args.preset] if args.preset else None
     from_file = _read_settings(args.config) if args.config is not None else {}
     given = {**from_file, **flags}
@@ -189,16 +224,30 @@ def _plot(args: argparse.Namespace) -> None:
         print(f"figure: {path}")
 
 
+def _resumed_rules(args: argparse.Namespace) -> list[str] | None:
+    """With ``compare --resume`` and no ``--rules``: the rules of the comparison saved in ``--out``."""
+    plan = read_plan(args.out) if args.resume else None
+    return plan["rules"] if plan is not None else None
+
+
+def _again(args: argparse.Namespace, rule: str | None) -> str:
+    """The command that continues an interrupted run."""
+    again = f"minibp {args.command} --out {shlex.quote(str(args.out))} --resume"
+    return again + (f" --rule {rule}" if args.command == "train" and rule else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "presets":
         print(describe_presets())
         return 0
+    config_rule: str | None = None
     try:
         if args.command == "plot":
             _plot(args)
             return 0
         config, per_rule = _config(args)
+        config_rule = config.rule
         if args.command == "train":
             _, history = train(config, out=args.out, progress=not args.quiet, resume=args.resume)
             last = history[-1]
@@ -209,16 +258,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"metrics: {args.out / config.rule / 'metrics.jsonl'}")
         else:
+            rules = args.rules or _resumed_rules(args) or list(RULES)
             result = compare(
-                config, args.rules, out=args.out, progress=not args.quiet, resume=args.resume, per_rule=per_rule
+                config, rules, out=args.out, progress=not args.quiet, resume=args.resume, per_rule=per_rule
             )
             print(result.table())
             print(f"summary: {args.out / 'summary.json'}\nfigure:  {args.out / 'compare.png'}")
     except TrainingInterrupted as err:
-        again = f"minibp {args.command} --out {args.out} --resume" + (
-            f" --rule {config.rule}" if args.command == "train" else ""
-        )
-        print(f"minibp: {err}\nminibp: continue with: {again}", file=sys.stderr)
+        print(f"minibp: {err}\nminibp: continue with: {_again(args, config_rule)}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # outside a training loop: loading data, evaluating, plotting
+        started = args.command in ("train", "compare") and any(Path(args.out).glob("*/checkpoint.npz"))
+        hint = f"\nminibp: continue with: {_again(args, config_rule)}" if started else ""
+        print(f"minibp: interrupted{hint}", file=sys.stderr)
         return 130
     except (ValueError, RuntimeError, OSError) as err:
         kind = "training stopped" if isinstance(err, TrainingStopped) else "error"

@@ -99,12 +99,12 @@ class SGD:
         weight_decay: float = 0.0,
         schedule: Schedule | None = None,
     ) -> None:
-        if not lr > 0:
-            raise ValueError(f"the learning rate must be > 0, got {lr}")
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"the learning rate must be a finite number > 0, got {lr}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-        if weight_decay < 0:
-            raise ValueError(f"weight decay must be >= 0, got {weight_decay}")
+        if not (math.isfinite(weight_decay) and weight_decay >= 0):
+            raise ValueError(f"weight decay must be a finite number >= 0, got {weight_decay}")
         self.base_lr = float(lr)
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)

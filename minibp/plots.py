@@ -83,16 +83,23 @@ def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: 
 
 def load_runs(paths: Sequence[str | Path]) -> dict[str, list[dict[str, Any]]]:
     """Histories from run folders: a folder with ``metrics.jsonl`` is one run; a folder whose
-    subfolders have one (a ``compare``'s ``--out``) is several. Keys are rule names, or
-    ``folder/rule`` where two runs would share a name."""
+    subfolders have one (a ``compare``'s ``--out``) is several: the rules its ``compare.json``
+    lists, where it has one, so that runs left there by an earlier comparison are not mixed in.
+    Keys are rule names, or ``folder/rule`` where two runs would share a name."""
     import json  # noqa: PLC0415
+
+    from .train import read_plan  # noqa: PLC0415
 
     found: list[Path] = []
     for path in map(Path, paths):
+        plan = read_plan(path) if path.is_dir() else None
+        inside = [m.parent for m in sorted(path.glob("*/metrics.jsonl"))] if path.is_dir() else []
+        if plan is not None:
+            inside = [run for run in inside if run.name in plan["rules"]]
         if (path / "metrics.jsonl").is_file():
             found.append(path)
-        elif path.is_dir() and sorted(path.glob("*/metrics.jsonl")):
-            found += [m.parent for m in sorted(path.glob("*/metrics.jsonl"))]
+        elif inside:
+            found += inside
         else:
             raise FileNotFoundError(f"{path} holds no metrics.jsonl, nor subfolders with one: give run folders")
     order = list(RULE_COLORS)  # bp, fa, ss, wm, kp: the paper's order

@@ -65,7 +65,7 @@ class TrainingDiverged(TrainingStopped):
 
 
 class TrainingInterrupted(TrainingStopped):
-    """Ctrl-C (SIGINT) stopped the run after a checkpoint of the current step was saved."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped the run after a checkpoint of the current step was saved."""
 
 
 #: settings that may differ when a run is resumed: they change where and how fast it runs,
@@ -121,23 +121,77 @@ class TrainConfig:
     checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.rule not in RULES:
             raise ValueError(f"unknown learning rule {self.rule!r}: choose one of {', '.join(RULES)}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
         if self.bn not in BN_PLACEMENTS:
             raise ValueError(f"bn must be 'after' (the paper's: BatchNorm after ReLU) or 'before', got {self.bn!r}")
-        if int(self.width) < 0:
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.width < 0:
             raise ValueError(f"width must be >= 0 (0 picks the model's default), got {self.width}")
-        if int(self.checkpoint_every) < 0:
+        if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0 (0: at epoch ends only), got {self.checkpoint_every}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
         for name in ("epochs", "batch_size", "probe_size", "log_every", "image_size"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        self.hidden = tuple(int(h) for h in self.hidden)
-        self.milestones = tuple(float(m) for m in self.milestones)
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden layer sizes must be positive, got {self.hidden}")
+        if not (math.isfinite(self.gamma) and self.gamma > 0):
+            raise ValueError(f"gamma, the step schedule's factor, must be a finite number > 0, got {self.gamma}")
+        if not (self.diverge_factor > 1):  # also refuses NaN
+            raise ValueError(
+                f"diverge_factor must be > 1 (a multiple of the untrained loss), got {self.diverge_factor}"
+            )
+        if not all(math.isfinite(m) and m >= 0 for m in self.milestones):
+            raise ValueError(f"milestones must be epochs >= 0, got {list(self.milestones)}")
+        self.wm_rule()  # the weight mirror's settings are checked here, before any rule trains
+
+    def check_new_run(self) -> None:
+        """Checks for a run about to start, not for one saved before they existed (it may resume)."""
+        late = [m for m in self.milestones if m >= self.epochs]
+        if self.schedule == "step" and late:
+            raise ValueError(
+                f"milestone(s) {late} fall at or after the last epoch ({self.epochs}), so the rate would never drop "
+                "there: with a shorter --epochs, give --milestones too"
+            )
+
+    def _check_types(self) -> None:
+        """Every setting has its default's type (a config file can hold anything): integers, numbers,
+        booleans, text, lists of integers (``hidden``) or numbers (``milestones``)."""
+
+        def number(x: Any) -> bool:
+            return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+        def integral(x: Any) -> bool:
+            return number(x) and float(x).is_integer()
+
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool):
+                ok, want = isinstance(value, (bool, np.bool_)), "true or false"
+            elif isinstance(default, int):
+                ok, want = integral(value), "an integer"
+            elif isinstance(default, float):
+                ok, want = number(value), "a number"
+            elif isinstance(default, str):
+                ok, want = isinstance(value, str), "text"
+            else:  # hidden, milestones
+                item = integral if f.name == "hidden" else number
+                ok = isinstance(value, (list, tuple)) and all(item(v) for v in value)
+                want = "a list of " + ("integers" if f.name == "hidden" else "numbers")
+            if not ok:
+                raise ValueError(f"setting {f.name!r} must be {want}, got {value!r} ({type(value).__name__})")
+            if isinstance(default, bool):
+                setattr(self, f.name, bool(value))
+            elif isinstance(default, (int, float)):
+                setattr(self, f.name, type(default)(value))
+            elif isinstance(default, tuple):
+                setattr(self, f.name, tuple((int if f.name == "hidden" else float)(v) for v in value))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -145,8 +199,10 @@ class TrainConfig:
         return d
 
     def make_rule(self) -> Rule:
-        if self.rule != "wm":
-            return get_rule(self.rule)
+        return self.wm_rule() if self.rule == "wm" else get_rule(self.rule)
+
+    def wm_rule(self) -> WeightMirror:
+        """The weight mirror with this config's ``wm_*`` settings (whatever ``rule`` is)."""
         return WeightMirror(
             sigma=self.wm_sigma,
             lr_b=self.wm_lr,
@@ -162,6 +218,10 @@ class TrainConfig:
 
 def load_data(config: TrainConfig) -> BatchSource:
     """The dataset ``config.dataset``, its files looked for in ``config.data_dir``."""
+    if config.data_dir and Path(config.data_dir).expanduser().is_file():
+        raise NotADirectoryError(
+            f"--data-dir {config.data_dir} is a file: give the folder that holds the dataset files"
+        )
     kwargs: dict[str, Any] = {"data_dir": config.data_dir or None, "flatten": False}
     if config.dataset == "imagenet":
         kwargs.update(image_size=config.image_size, workers=None if config.workers < 0 else config.workers)
@@ -234,37 +294,68 @@ class _JsonLines:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically: to a temporary file in the same folder, then rename."""
+    """Write JSON atomically: to a temporary file in the same folder, then rename. The temporary
+    file is this process's and thread's own, so writers that share a folder never meet in it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
     os.replace(tmp, path)
 
 
-def check_resumable(saved: dict[str, Any], config: TrainConfig, where: Path) -> None:
-    """Raise if ``config`` would not continue the run saved with ``saved`` (its config.json)."""
+def settings_diff(saved: Mapping[str, Any], config: TrainConfig) -> str:
+    """The settings in which ``config`` differs from a saved run's ``saved`` ones, as text ("" if none);
+    :data:`RUNTIME_SETTINGS` don't count."""
     now = config.to_dict()
     # a setting added to minibp after the run was saved counts as its default
     saved = {**TrainConfig().to_dict(), **saved}
     diff = sorted(k for k in set(saved) | set(now) if k not in RUNTIME_SETTINGS and saved.get(k) != now.get(k))
-    if diff:
-        shown = ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in diff)
+    return ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in diff)
+
+
+def check_resumable(saved: dict[str, Any], config: TrainConfig, where: Path) -> None:
+    """Raise if ``config`` would not continue the run saved with ``saved`` (its config.json)."""
+    shown = settings_diff(saved, config)
+    if shown:
         raise ValueError(
             f"cannot resume {where}: its settings differ ({shown}); resume with the saved config "
             f"(only {', '.join(RUNTIME_SETTINGS)} may change) or start a new run in another --out"
         )
 
 
+def check_run_folder(run_dir: Path, config: TrainConfig) -> None:
+    """Raise if starting ``config`` afresh in ``run_dir`` would lose a run there: an unfinished
+    one (it should be resumed), or a finished one with other settings. A finished run with the
+    same settings may be overwritten: training again gives the same numbers."""
+    ckpt_path = run_dir / "checkpoint.npz"
+    if not ckpt_path.exists():
+        return
+    at = read_meta(ckpt_path)
+    if not at.get("finished"):
+        raise FileExistsError(
+            f"{run_dir} holds an unfinished run (stopped at epoch {at['epoch']}, step {at['step']}): continue "
+            "it with --resume, or start afresh in another --out (or delete that folder)"
+        )
+    shown = settings_diff(at.get("config", {}), config)
+    if shown:
+        raise FileExistsError(
+            f"{run_dir} holds a finished run with other settings ({shown}): start this one in another --out "
+            "(or delete that folder); --resume with that --out prints the finished run's result"
+        )
+
+
 class _StopFlag:
-    """Ctrl-C asks the run to stop after the current step; a second Ctrl-C stops at once."""
+    """Ctrl-C (SIGINT) or SIGTERM (a cluster's pre-emption, ``kill``) asks the run to stop after the
+    current step, with a checkpoint; a second signal stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -274,8 +365,8 @@ class _StopFlag:
         print("\nminibp: stopping after this step to save a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
 def train(
@@ -313,13 +404,10 @@ def train(
             )
         saved = json.loads((run_dir / "config.json").read_text())
         check_resumable(saved, config, run_dir)
-    elif ckpt_path is not None and ckpt_path.exists():
-        at = read_meta(ckpt_path)
-        if not at.get("finished"):
-            raise FileExistsError(
-                f"{run_dir} holds an unfinished run (stopped at epoch {at['epoch']}, step {at['step']}): continue "
-                "it with --resume, or start afresh in another --out (or delete that folder)"
-            )
+    else:
+        config.check_new_run()
+        if run_dir is not None:
+            check_run_folder(run_dir, config)
     with _data_for(config, data) as source:
         return _train(config, source, xp, run_dir, ckpt_path, progress, callback, resume)
 
@@ -470,7 +558,8 @@ def _check_losses(
             f"(rule {config.rule}, lr {lr:g}; the untrained network's loss was {history[0]['train_loss']:.4g}): "
             "lower the learning rate (--lr)"
             + (", or mirror more often (--wm-lr/--wm-decay, --wm-batch-size)" if config.rule == "wm" else "")
-            + "; the last checkpoint, from before this step, is kept",
+            + ", in a new run (another --out, or delete this run's folder); "
+            "the last checkpoint, from before this step, is kept",
             history,
         )
 
@@ -517,6 +606,31 @@ class Comparison:
         return "\n".join(lines)
 
 
+#: the file in a ``compare``'s ``--out`` that records its rules and each rule's settings
+PLAN_FILE = "compare.json"
+
+
+def read_plan(out: str | Path) -> dict[str, Any] | None:
+    """``<out>/compare.json``: ``{"rules": [...], "configs": {rule: settings}}``, or None if there is none."""
+    path = Path(out) / PLAN_FILE
+    if not path.is_file():
+        return None
+    try:
+        plan = json.loads(path.read_text())
+        return {"rules": list(plan["rules"]), "configs": dict(plan["configs"])}
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is damaged ({err}): delete it, and resume each rule with --rule") from None
+
+
+def write_plan(out: str | Path, configs: Mapping[str, TrainConfig], keep: Mapping[str, Any] | None = None) -> None:
+    """Write ``<out>/compare.json``: the rules of ``configs`` and each one's settings, after those of
+    the plan ``keep`` (a :func:`read_plan`), whose other rules stay listed."""
+    kept = keep or {"rules": [], "configs": {}}
+    order = list(kept["rules"]) + [r for r in configs if r not in kept["rules"]]
+    settings = {**kept["configs"], **{r: cfg.to_dict() for r, cfg in configs.items()}}
+    write_json(Path(out) / PLAN_FILE, {"rules": order, "configs": {r: settings[r] for r in order}})
+
+
 def compare(
     config: TrainConfig,
     rules: Sequence[str] = tuple(RULES),
@@ -527,34 +641,60 @@ def compare(
     plot: bool = True,
     resume: bool = False,
     per_rule: Mapping[str, Mapping[str, Any]] | None = None,
+    plan: bool = True,
 ) -> Comparison:
     """Train every rule in ``rules`` from the same seed: the same initial ``W``, the same
     initial random ``B`` (FA, WM, KP) and the same order of examples.
 
     With ``out``: each run's ``<out>/<rule>/metrics.jsonl``, ``<out>/summary.json``
-    (rule → last epoch's record) and ``<out>/compare.png`` (Figs 3–4 style). A rule whose
-    loss diverges keeps the epochs it finished; its last record gets a ``diverged`` message
-    and the comparison goes on with the other rules. ``per_rule`` adds settings for single
-    rules (a preset's per-rule learning rates). Ctrl-C stops the whole comparison (after
-    saving the current rule's checkpoint); with ``resume=True`` each rule that has a
-    checkpoint continues with its saved settings (``config`` may change only
-    :data:`RUNTIME_SETTINGS`), finished rules are read back, and the rest start.
+    (rule → last epoch's record), ``<out>/compare.png`` (Figs 3–4 style) and
+    ``<out>/compare.json`` (the rules and each one's settings, written before any trains). A
+    rule whose loss diverges keeps the epochs it finished; its last record gets a ``diverged``
+    message and the comparison goes on with the other rules. ``per_rule`` adds settings for
+    single rules (a preset's per-rule learning rates). Every rule's folder is checked before
+    any rule trains: an unfinished run there, or a finished one with other settings, stops the
+    comparison before it starts (see :func:`check_run_folder`).
+
+    Ctrl-C stops the whole comparison (after saving the current rule's checkpoint). With
+    ``resume=True`` every rule continues with the settings ``compare.json`` saved for it
+    (``config`` may change only :data:`RUNTIME_SETTINGS`): rules with a checkpoint from it,
+    finished rules are read back, and the rest start.
+
+    ``plan=False`` leaves ``compare.json`` to the caller (:func:`write_plan`): for processes that
+    share ``out``, each training some of the rules.
     """
+    per_rule = per_rule or {}
+    plans = {rule: dataclasses.replace(config, rule=rule, **per_rule.get(rule, {})) for rule in rules}
+    saved_plan = read_plan(out) if resume and out is not None else None
+    if saved_plan is not None:
+        runtime = {k: getattr(config, k) for k in RUNTIME_SETTINGS}
+        for rule in rules:
+            if rule in saved_plan["configs"]:
+                plans[rule] = TrainConfig(**{**saved_plan["configs"][rule], **runtime})
+    resumed: dict[str, bool] = {}
+    for rule in rules:  # look at every folder before any rule trains
+        ckpt = Path(out) / rule / "checkpoint.npz" if out is not None else None
+        resumed[rule] = resume and ckpt is not None and ckpt.exists()
+        if resumed[rule] and saved_plan is None:  # a folder from before compare.json: its own config.json
+            saved = json.loads((ckpt.parent / "config.json").read_text())
+            plans[rule] = TrainConfig(**{**saved, **{k: getattr(config, k) for k in RUNTIME_SETTINGS}})
+        elif not resumed[rule]:
+            plans[rule].check_new_run()
+            if out is not None:
+                check_run_folder(Path(out) / rule, plans[rule])
+    if out is not None and plan:
+        write_plan(out, plans, keep=saved_plan)  # resuming some rules keeps the others' entries
     result = Comparison(config)
     with _data_for(config, data) as source:
         for rule in rules:
-            cfg = dataclasses.replace(config, rule=rule, **(per_rule or {}).get(rule, {}))
-            ckpt = Path(out) / rule / "checkpoint.npz" if out is not None else None
-            again = resume and ckpt is not None and ckpt.exists()
-            if again:
-                saved = json.loads((ckpt.parent / "config.json").read_text())
-                cfg = TrainConfig(**{**saved, **{k: getattr(config, k) for k in RUNTIME_SETTINGS}})
-                meta = read_meta(ckpt)
+            cfg = plans[rule]
+            if resumed[rule]:
+                meta = read_meta(Path(out) / rule / "checkpoint.npz")  # type: ignore[arg-type]
                 if meta.get("finished"):
                     result.histories[rule] = meta["history"]
                     continue
             try:
-                _, result.histories[rule] = train(cfg, data=source, out=out, progress=progress, resume=again)
+                _, result.histories[rule] = train(cfg, data=source, out=out, progress=progress, resume=resumed[rule])
             except TrainingDiverged as err:  # a result, not a crash: record it and go on with the next rule
                 last = dict(err.history[-1], diverged=str(err))
                 result.histories[rule] = [*err.history[:-1], last]

@@ -30,10 +30,10 @@ def _weights(net):
 
 
 class InterruptAt:
-    """Digits, but Ctrl-C (a real SIGINT) arrives while batch ``step`` of ``epoch`` is being trained."""
+    """Digits, but Ctrl-C (a real SIGINT, or ``signum``) arrives while batch ``step`` of ``epoch`` is trained."""
 
-    def __init__(self, data, epoch: int, step: int) -> None:
-        self.data, self.epoch, self.step = data, epoch, step
+    def __init__(self, data, epoch: int, step: int, signum: int = signal.SIGINT) -> None:
+        self.data, self.epoch, self.step, self.signum = data, epoch, step, signum
 
     def __getattr__(self, name):
         return getattr(self.data, name)
@@ -41,7 +41,7 @@ class InterruptAt:
     def train_batches(self, batch_size, *, epoch, seed, start=0):
         for i, batch in enumerate(self.data.train_batches(batch_size, epoch=epoch, seed=seed, start=start), start):
             if (epoch, i) == (self.epoch, self.step):
-                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(self.signum)
             yield batch
 
 
@@ -233,3 +233,101 @@ def test_ctrl_c_in_the_last_step_of_an_epoch_keeps_that_epoch(digits, tmp_path):
         train(cfg, data=InterruptAt(digits, epoch=1, step=22), out=tmp_path, progress=False)
     meta = read_meta(tmp_path / "kp" / "checkpoint.npz")
     assert (meta["epoch"], meta["step"], len(meta["history"])) == (2, 0, 2)
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(digits, tmp_path):
+    """A cluster pre-empts a job with SIGTERM: the run stops after the step, with a checkpoint, and resumes."""
+    cfg = TrainConfig(rule="kp", **SMALL)
+    _, ref = train(cfg, data=digits, progress=False)
+    with pytest.raises(TrainingInterrupted, match=r"interrupted at epoch 2, step 5 of 23; checkpoint saved"):
+        train(cfg, data=InterruptAt(digits, epoch=2, step=4, signum=signal.SIGTERM), out=tmp_path, progress=False)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run
+    _, resumed = train(cfg, data=digits, out=tmp_path, progress=False, resume=True)
+    assert _strip(resumed) == _strip(ref)
+
+
+def test_a_finished_run_with_other_settings_is_not_overwritten(digits, tmp_path):
+    cfg = TrainConfig(rule="bp", **SMALL)
+    train(cfg, data=digits, out=tmp_path, progress=False)
+    saved = {name: (tmp_path / "bp" / name).read_bytes() for name in ("checkpoint.npz", "config.json")}
+    with pytest.raises(FileExistsError, match=r"finished run with other settings \(hidden: saved \[16\], now \[32\]\)"):
+        train(TrainConfig(rule="bp", **{**SMALL, "hidden": (32,)}), data=digits, out=tmp_path, progress=False)
+    assert {name: (tmp_path / "bp" / name).read_bytes() for name in saved} == saved
+    # the same settings again give the same numbers, so that may overwrite
+    _, again = train(TrainConfig(rule="bp", **{**SMALL, "log_every": 2}), data=digits, out=tmp_path, progress=False)
+    assert len(again) == SMALL["epochs"] + 1
+
+
+def test_compare_looks_at_every_folder_before_any_rule_trains(digits, tmp_path):
+    cfg = TrainConfig(**SMALL)
+    with pytest.raises(TrainingInterrupted):
+        train(TrainConfig(rule="fa", **SMALL), data=InterruptAt(digits, epoch=1, step=3), out=tmp_path, progress=False)
+    with pytest.raises(FileExistsError, match="fa holds an unfinished run"):
+        compare(cfg, ["bp", "fa"], data=digits, out=tmp_path, progress=False, plot=False)
+    assert not (tmp_path / "bp").exists()  # bp did not train first
+    with pytest.raises(ValueError, match="weight mirror decay must lie in"):  # nor do bad WM settings wait for wm
+        compare(TrainConfig(**{**SMALL, "wm_decay": 5.0}), ["bp", "wm"], data=digits, out=tmp_path, progress=False)
+    assert not (tmp_path / "bp").exists()
+
+
+def test_compare_resumes_its_own_rules_each_with_its_own_settings(digits, tmp_path):
+    """compare.json keeps the rules and each rule's settings (here a per-rule learning rate), so
+    `minibp compare --out X --resume`, the command an interrupted compare prints, continues exactly."""
+    cfg, per_rule = TrainConfig(**SMALL), {"kp": {"lr": 0.1}}
+    ref = compare(cfg, ["bp", "kp"], data=digits, progress=False, plot=False, per_rule=per_rule)
+    with pytest.raises(TrainingInterrupted):
+        compare(cfg, ["bp", "kp"], data=InterruptAt(digits, epoch=2, step=2), out=tmp_path, per_rule=per_rule)
+    assert not (tmp_path / "kp").exists()  # kp had not started
+    assert main(["compare", "--out", str(tmp_path), "--resume", "--quiet"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["bp", "kp"]  # not all five rules
+    assert json.loads((tmp_path / "kp" / "config.json").read_text())["lr"] == 0.1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {r: _strip([rec])[0] for r, rec in summary.items()} == {r: _strip(h)[-1] for r, h in ref.histories.items()}
+
+
+def test_resume_takes_flags_that_repeat_the_saved_settings(digits, tmp_path):
+    args = ["--epochs", "2", "--hidden", "8", "--probe-size", "16", "--out", str(tmp_path), "--quiet"]
+    assert main(["train", "--rule", "kp", *args]) == 0
+    assert main(["train", "--rule", "kp", *args, "--resume"]) == 0  # the same command plus --resume
+    with pytest.raises(SystemExit, match=r"cannot change \['hidden'\]"):
+        main(["train", "--rule", "kp", *args, "--hidden", "9", "--resume"])
+    with pytest.raises(SystemExit, match="nothing to resume for rule fa .*it holds runs of kp"):
+        main(["train", "--rule", "fa", "--out", str(tmp_path), "--resume"])
+
+
+def test_a_damaged_byte_in_a_checkpoint_is_reported_with_a_way_out(digits, tmp_path):
+    train(TrainConfig(rule="kp", **SMALL), data=digits, out=tmp_path, progress=False)
+    path = tmp_path / "kp" / "checkpoint.npz"
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        start = z.getinfo("param/dense1/W.npy").header_offset
+    raw = bytearray(path.read_bytes())
+    # the member's data follows its 30-byte local header, its name and its extra field
+    name_len, extra_len = (int.from_bytes(raw[start + at : start + at + 2], "little") for at in (26, 28))
+    raw[start + 30 + name_len + extra_len + 200] ^= 0xFF  # one byte of W's values
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"is damaged: param/dense1/W cannot be read .*delete the run's folder"):
+        train(TrainConfig(rule="kp", **SMALL), data=digits, out=tmp_path, progress=False, resume=True)
+
+
+def test_ctrl_c_outside_the_training_loop_exits_cleanly(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    train_module = importlib.import_module("minibp.train")  # the module: `minibp.train` is also the function
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "load_data", interrupted)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == "minibp: interrupted"
+
+
+def test_plot_of_a_compare_folder_shows_only_its_comparison(digits, tmp_path):
+    from minibp.plots import load_runs
+
+    compare(TrainConfig(**SMALL), ["bp", "fa"], data=digits, out=tmp_path, progress=False, plot=False)
+    compare(TrainConfig(**SMALL), ["bp"], data=digits, out=tmp_path, progress=False, plot=False)
+    assert (tmp_path / "fa").exists() and sorted(load_runs([tmp_path])) == ["bp"]
+    assert sorted(load_runs([tmp_path / "bp", tmp_path / "fa"])) == ["bp", "fa"]  # named folders: as given

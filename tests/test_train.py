@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from minibp import TrainConfig, TrainingDiverged, compare, train
+from minibp import SGD, TrainConfig, TrainingDiverged, compare, train
 from minibp.cli import main
 from minibp.data import Dataset, load_digits
 from minibp.metrics import angle
@@ -98,8 +98,62 @@ def test_bad_input_is_reported_clearly():
         TrainConfig(rule="sgd")
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         TrainConfig(epochs=0)
-    with pytest.raises(ValueError, match="learning rate must be > 0"):
+    with pytest.raises(ValueError, match="learning rate must be a finite number > 0"):
         train(TrainConfig(lr=-1, **SMALL), data=Dataset("toy", x, y, x, y, n_classes=2), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"epochs": "1"}, r"'epochs' must be an integer, got '1' \(str\)"),
+        ({"epochs": 1.7}, r"'epochs' must be an integer, got 1.7"),
+        ({"lr": None}, r"'lr' must be a number, got None"),
+        ({"lr": "0.1"}, r"'lr' must be a number"),
+        ({"seed": 1.5}, r"'seed' must be an integer"),
+        ({"hidden": 8}, r"'hidden' must be a list of integers, got 8"),
+        ({"hidden": "88"}, r"'hidden' must be a list of integers, got '88'"),
+        ({"milestones": 3}, r"'milestones' must be a list of numbers"),
+        ({"wm_normalize": "false"}, r"'wm_normalize' must be true or false, got 'false'"),
+        ({"rule": 3}, r"'rule' must be text"),
+        ({"dtype": "int32"}, "dtype must be float32 or float64, got 'int32'"),
+        ({"gamma": -1.0}, "gamma, the step schedule's factor, must be a finite number > 0"),
+        ({"milestones": [-5]}, r"milestones must be epochs >= 0, got \[-5.0\]"),
+        ({"milestones": [float("nan")]}, "milestones must be epochs >= 0"),
+        ({"diverge_factor": 0.0}, "diverge_factor must be > 1"),
+        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+        ({"rule": "bp", "wm_decay": 5.0}, r"weight mirror decay must lie in \[0, 1\)"),
+    ],
+)
+def test_settings_of_the_wrong_type_or_range_are_refused(settings, message):
+    """A config file can hold anything: each setting is checked against its default's type and its range,
+    with a message that names it, never a traceback from deep inside a run or a silent misreading."""
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings)
+
+
+def test_a_new_run_refuses_milestones_after_its_last_epoch(tmp_path):
+    """A preset's milestones with a shorter --epochs would never drop the rate. A run saved before this
+    check existed still resumes (its config is valid), so it is made when a run starts."""
+    cfg = TrainConfig(schedule="step", milestones=[50, 75], epochs=10)
+    for start in (lambda: train(cfg, progress=False), lambda: compare(cfg, ["bp"], out=tmp_path, progress=False)):
+        with pytest.raises(ValueError, match=r"\[50.0, 75.0\] fall at or after the last epoch \(10\)"):
+            start()
+    assert not tmp_path.joinpath("bp").exists()
+
+
+def test_settings_are_read_as_their_types():
+    cfg = TrainConfig(epochs=2.0, lr=1, hidden=[8, 4.0], milestones=[1], schedule="step", wm_normalize=np.bool_(True))
+    assert (cfg.epochs, cfg.lr, cfg.hidden, cfg.milestones, cfg.wm_normalize) == (2, 1.0, (8, 4), (1.0,), True)
+    assert type(cfg.epochs) is int and type(cfg.lr) is float and type(cfg.wm_normalize) is bool
+    with pytest.raises(ValueError, match="learning rate must be a finite number > 0, got inf"):
+        SGD(float("inf"))
+
+
+def test_cli_config_file_that_is_not_text(tmp_path):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_bytes(b"\xff\xfe{")
+    with pytest.raises(SystemExit, match=r"config file .*cfg.json is not a UTF-8 text file"):
+        main(["train", "--config", str(cfg), "--out", str(tmp_path)])
 
 
 def test_cli_train_and_compare(tmp_path, capsys):
@@ -122,7 +176,7 @@ def test_cli_config_file_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"unknown setting\(s\) \['epoch'\]"):
         main(["train", "--config", str(cfg), "--out", str(tmp_path)])
     assert main(["train", "--lr", "-1", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 2
-    assert "learning rate must be > 0" in capsys.readouterr().err
+    assert "learning rate must be a finite number > 0" in capsys.readouterr().err
 
 
 def test_angle_is_accurate_near_zero_and_ninety():
