@@ -30,6 +30,7 @@ from minibp.losses import SoftmaxCrossEntropy
 from minibp.models import lenet, resnet18, resnet20, resnet50
 from minibp.network import Network
 from minibp.rules import WeightMirror
+from minibp.train import build_model
 
 CONV_CASES = [(1, 0), (1, 1), (2, 0), (2, 1), (3, 2)]  # (stride, padding)
 
@@ -129,18 +130,33 @@ def test_batchnorm_training_mode_gradients(shape):
 def test_batchnorm_statistics_and_evaluation_mode():
     rng = np.random.default_rng(5)
     bn = BatchNorm(3, momentum=0.5, dtype="float64")
+    gamma, beta = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+    bn.params["gamma"][:], bn.params["beta"][:] = gamma, beta
+    g, b = gamma[None, :, None, None], beta[None, :, None, None]
     x = rng.standard_normal((8, 3, 4, 4)) * 3 + 2
     y = bn.forward(x, train=True)
-    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-12)
-    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, rtol=1e-4)
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), beta, atol=1e-12)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), gamma**2, rtol=1e-4)
     np.testing.assert_allclose(bn.buffers["running_mean"], 0.5 * x.mean(axis=(0, 2, 3)), rtol=1e-12)
     m = x.size // 3
     np.testing.assert_allclose(bn.buffers["running_var"], 0.5 + 0.5 * x.var(axis=(0, 2, 3)) * m / (m - 1), rtol=1e-12)
     before = bn.buffers["running_mean"].copy()
     z = bn.forward(x, train=False)  # evaluation: running statistics, left unchanged
     np.testing.assert_array_equal(bn.buffers["running_mean"], before)
-    ref = (x - before[None, :, None, None]) / np.sqrt(bn.buffers["running_var"][None, :, None, None] + bn.eps)
+    ref = g * (x - before[None, :, None, None]) / np.sqrt(bn.buffers["running_var"][None, :, None, None] + bn.eps) + b
     np.testing.assert_allclose(z, ref, rtol=1e-12)
+    # the backward pass after an evaluation-mode forward: the statistics are constants there
+    r = rng.standard_normal(x.shape)
+
+    def loss() -> float:
+        return float(np.sum(r * bn.forward(x, train=False)))
+
+    loss()
+    dx = bn.backward(r)
+    grads = dict(bn.grads)
+    check_grad(loss, x, dx, rng)
+    check_grad(loss, bn.params["gamma"], grads["gamma"], rng)
+    check_grad(loss, bn.params["beta"], grads["beta"], rng)
 
 
 @pytest.mark.parametrize(
@@ -574,7 +590,13 @@ def test_conv_models_train_on_digits_under_every_rule(model):
     data = load_digits()
     for rule in ("bp", "fa", "ss", "wm", "kp"):
         cfg = TrainConfig(rule=rule, model=model, epochs=1, width=4, lr=0.02, probe_size=64)
+        start = build_model(cfg, data).weight_layers[0].W.copy()  # the same seed: train's initial weights
         net, hist = train(cfg, data=data, progress=False)
         n = len(net.weight_layers)
         assert len(hist[-1]["matrix_angle"]) == n and len(hist[-1]["delta_angle"]) == n - 1
+        assert np.all(np.isfinite(hist[-1]["delta_angle"])), (rule, hist[-1]["delta_angle"])  # δ reached every layer
+        if rule == "bp":
+            assert max(hist[-1]["delta_angle"]) < 1e-3 and max(hist[-1]["matrix_angle"]) == 0
         assert hist[-1]["train_loss"] < hist[0]["train_loss"], (rule, hist[0]["train_loss"], hist[-1]["train_loss"])
+        # the first convolution learned from the δ that reached it: decay alone would only scale its kernel
+        assert angle(net.weight_layers[0].W, start) > 0.5, (rule, angle(net.weight_layers[0].W, start))

@@ -133,6 +133,7 @@ def test_bad_layouts_are_value_errors(tmp_path: Path) -> None:
 
 def test_random_resized_crop_stays_inside_and_in_range() -> None:
     rng = np.random.default_rng(0)
+    areas = []
     for _ in range(300):
         w, h = (int(v) for v in rng.integers(20, 400, size=2))
         left, top, right, bottom = random_resized_crop(w, h, rng)
@@ -141,6 +142,9 @@ def test_random_resized_crop_stays_inside_and_in_range() -> None:
         if (cw, ch) != (w, h) and 0.75 <= w / h <= 4 / 3:  # not the fallback
             assert 0.08 * w * h * 0.8 <= cw * ch <= w * h
             assert 0.75 * 0.9 <= cw / ch <= 4 / 3 * 1.1
+        areas.append(cw * ch / (w * h))
+    # it does crop: most boxes are smaller than the image, and their areas span the scale range
+    assert np.mean(np.array(areas) < 1) > 0.9 and min(areas) < 0.2 and max(areas) > 0.8, sorted(areas)[::30]
     # a 1000x10 strip: no draw fits, so the fallback is the widest 4/3 box, centered
     assert random_resized_crop(1000, 10, np.random.default_rng(0)) == (493, 0, 506, 10)
 

@@ -40,9 +40,13 @@ def test_rules_are_selectable_by_name():
         get_rule("fa", sigma=1.0)
 
 
-def test_fa_delta_is_phi_prime_times_B_delta():
-    """Eq (3): δ_l = φ'(y_l) ⊙ B_{l+1} δ_{l+1}, with B fixed and random."""
-    net, rule = _net_with("fa")
+@pytest.mark.parametrize("name", ["fa", "wm", "kp"])
+def test_feedback_delta_is_phi_prime_times_B_delta(name):
+    """Eq (3): δ_l = φ'(y_l) ⊙ B_{l+1} δ_{l+1}, with the layer's own B: fixed and random for FA,
+    learned for WM and KP (here a B made unlike both Wᵀ and sign(Wᵀ), so no other feedback passes)."""
+    net, rule = _net_with(name)
+    for layer in net.weight_layers:  # B's signs disagree with Wᵀ's: sign-symmetric feedback would differ
+        layer.params["B"][:] = -layer.W.T * np.random.default_rng(0).uniform(0.5, 2, layer.W.T.shape)
     x, y = _batch()
     deltas = _deltas(net, rule, x, y)
     dense = net.weight_layers
@@ -158,6 +162,11 @@ def test_transposing_rule_estimates_sigma2_WT():
     # Monte Carlo error ~ sqrt(n_in / n): 0.01 here; a missing σ² or transpose is off by O(1)
     assert rel < 0.03, cmp("E[x yᵀ]", est, target)
     assert angle(est, layer.W.T) < 2
+    # the weight mirror's update for a dense layer (folded into fewer passes) is eq (7) with this estimate
+    B0 = rng.standard_normal(layer.W.T.shape)
+    layer.params["B"] = layer.as_feedback(B0)
+    layer.mirror_update(x, y, lr=0.3, decay=0.1)
+    np.testing.assert_allclose(layer.params["B"], 0.9 * B0 + 0.3 * est, rtol=1e-10)
 
 
 def _mirror_one_layer(biases, bias_blocking, steps=6000, seed=7):
