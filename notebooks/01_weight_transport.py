@@ -398,7 +398,7 @@ plt.close(fig)
 # %% [markdown]
 # **What this shows.** Only the *direction* of $\mathbf{B}$ matters (a positive multiple of
 # $\mathbf{W}^T$ gives backprop's direction exactly), and the error signal stays within 90° of
-# the gradient — so a weight change along $-\delta$ still goes downhill — as long as
+# the gradient — so a weight change along $-\delta$ still tends to go downhill — as long as
 # $\mathbf{B}$ is not too far from $\mathbf{W}^T$. The rest of the paper is about getting a
 # $\mathbf{B}$ close enough to $\mathbf{W}^T$ without ever reading $\mathbf{W}$:
 # a fixed random $\mathbf{B}$ (feedback alignment, notebook 02), a $\mathbf{B}$ learned from

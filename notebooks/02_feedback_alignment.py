@@ -185,10 +185,13 @@ plt.close(fig)
 # directions the feedback pushes it — and so $\mathbf{W}_2$ can only read from those
 # directions. The rows of $\mathbf{W}_2$ stay in the span of $\mathbf{B}_2$'s columns:
 # $\mathbf{W}_2\mathbf{P} = \mathbf{W}_2$ with $\mathbf{P} = \mathbf{B}_2\mathbf{B}_2^+$ the projection on
-# that span. When $\mathbf{N}$ is positive definite, the FA error $\mathbf{B}_2\delta_2$ and backprop's
-# $\mathbf{W}_2^T\delta_2 = \mathbf{B}_2\mathbf{N}^T\delta_2$ agree in sign on average: that is the
-# alignment. (The derivation says nothing about $\mathbf{N}$ being positive definite; Lillicrap
-# et al. prove it for the linear case. Here we check it numerically.)
+# that span. The FA error $\mathbf{B}_2\delta_2$ and backprop's
+# $\mathbf{W}_2^T\delta_2 = \mathbf{B}_2\mathbf{N}^T\delta_2$ have the inner product
+# $\delta_2^T\,\mathbf{B}_2^T\mathbf{B}_2\mathbf{N}^T\,\delta_2$, so they agree in sign for every $\delta_2$ when the
+# symmetric part of $\mathbf{B}_2^T\mathbf{B}_2\mathbf{N}^T$ is positive definite: that is the alignment. (If
+# $\mathbf{B}_2^T\mathbf{B}_2$ were a multiple of the identity, $\mathbf{N}$ positive definite would be enough.
+# The derivation says nothing about either; Lillicrap et al. prove it for the linear case. Here
+# we check it numerically.)
 
 # %%
 lin = minibp.mlp([n_in, n_hid, n_out], "identity", seed=0, dtype="float64")
@@ -215,12 +218,15 @@ for step in range(301):
 N = L2.W @ np.linalg.pinv(L2.B.T)  # W₂ = N B₂ᵀ
 assert np.allclose(N @ L2.B.T, L2.W, rtol=0, atol=1e-12)
 eig_sym = np.linalg.eigvalsh((N + N.T) / 2)
+G = L2.B.T @ L2.B @ N.T  # δ₂ᵀ G δ₂ is the inner product of the FA and BP errors
+eig_G = np.linalg.eigvalsh((G + G.T) / 2)
 lin_delta_angle = minibp.delta_angles(lin, fa, x_test, y_test, loss_fn)[0]
 print(f"max residual outside span(B₂): {max(lin_residual):.1e}")
 print(f"eigenvalues of sym(N): {eig_sym.min():.2f} … {eig_sym.max():.2f}")
+print(f"eigenvalues of sym(B₂ᵀB₂Nᵀ): {eig_G.min():.2f} … {eig_G.max():.2f}")
 print(f"∠(B₂, W₂ᵀ) = {lin_angle[-1]:.1f}°, ∠(δ₁, δ₁ᴮᴾ) = {lin_delta_angle:.1f}°, test loss {lin_loss[-1]:.1e}")
 assert max(lin_residual) < 1e-12  # W₂ never leaves the span of B₂ᵀ: the derivation above, step by step
-assert eig_sym.min() > 0  # N is positive definite ...
+assert eig_sym.min() > 0 and eig_G.min() > 0  # N and B₂ᵀB₂Nᵀ are positive definite ...
 assert lin_angle[-1] < 45 and lin_delta_angle < 45  # ... so B₂ is well aligned and δ₁ points downhill
 assert lin_loss[-1] < 1e-5  # and the task is learned (the loss at W = 0 is about 5)
 
@@ -384,5 +390,10 @@ plt.close(fig)
 #    does the alignment survive once $\mathbf{W}_2$ moves and $\mathbf{B}_2$ does not? Compare the
 #    learning curve with FA from a random $\mathbf{B}$ and with backprop.
 # 3. **Digits.** Use `minibp.train(minibp.TrainConfig(rule=..., epochs=8, hidden=(64,)))` to
-#    train FA and BP on the handwritten digits. Read the matrix and delta angles from the
-#    returned records, and compare the test accuracy of the two rules.
+#    train FA and BP on the handwritten digits. `train` returns the network and a list of
+#    records, one per epoch (epoch 0 is the untrained network), each a dict with the keys
+#    `test_accuracy`, `matrix_angle` (one per weight layer) and `delta_angle` (one per hidden
+#    layer), among others. `TrainConfig`'s other defaults are ReLU units, SGD with momentum 0.9,
+#    weight decay 5e-3 and a cosine learning-rate schedule (notebook 05 uses it in full). Read
+#    the matrix and delta angles from the records, and compare the test accuracy of the two
+#    rules.

@@ -166,16 +166,19 @@ plt.close(fig)
 # * **Accuracy.** On this easy task every rule learns: even FA, with `B` fixed and random, gets
 #   within a few points of BP. FA's trouble in the paper is with *hard* tasks (section 4 below).
 # * **BP**'s angles are 0 at every epoch: it *is* the reference.
-# * **FA**'s `B` never moves, so its angles stay large; its first-layer angle stays near 90°
+# * **FA**'s `B` never moves; its angles fall as `W` aligns with `B` (notebook 02) but stay the
+#   largest. Its first-layer angle stays near 90°
 #   because `B₁` is never even used — there is no layer below the input to send `δ` to.
 # * **SS** starts at the 37.1° of section 1 and drifts (to 30–50° here) as training changes the
 #   distribution of `W`'s magnitudes — in between, as in Fig 4e–f.
-# * **WM** stays below 12° in every layer — the bound the paper reports for its ResNet-50
-#   (Fig 4a) — and its delta angles below 10°.
+# * **WM** ends below 12° in every layer — the bound the paper reports for its ResNet-50
+#   (Fig 4a) — and its delta angles below 10°. Its `B` starts random here and reaches that only in
+#   the last epochs, while the paper's stayed below 12° throughout training.
 # * **KP** brings matrix and delta angles to almost zero, closer than WM (Fig 4c–d).
 #
 # The checks below are the paper's qualitative claims. Their thresholds were chosen by running
-# seeds 0, 1 and 2 (the largest WM angle seen was 9.4°, KP's 2.5°, the lowest accuracy 94.2 %).
+# seeds 0, 1 and 2, with margin (the largest WM angle seen was about 9.5°, KP's 2.5°, the lowest
+# accuracy 94.2 %).
 
 # %%
 final = {name: hist[-1] for name, hist in mlp_run.histories.items()}
@@ -293,8 +296,9 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
-# The checks for the CNN (thresholds again from seeds 0–2: BP ≥ 0.93, FA ≤ 0.80 and at least
-# 0.14 below BP, every rule ≥ 0.67, WM's largest angle 12.7°, KP's delta angles ≥ 15° below FA's):
+# The checks for the CNN (thresholds again set with margin from seeds 0–2, which gave BP about 0.93
+# or more, FA about 0.80 and 0.13–0.14 or more below BP, every rule 0.67 or more, WM's largest
+# angle about 12.7°, KP's delta angles 15° or more below FA's):
 
 # %%
 final = {name: hist[-1] for name, hist in cnn_run.histories.items()}
@@ -329,10 +333,12 @@ print("CNN checks pass:", {k: round(v, 3) for k, v in acc.items()})
 #    weight decay. Does a bigger `λ` speed up alignment? Does it hamper learning? Use `kp_shrink`
 #    to explain the angles.
 # 2. **More mirroring (Section 6).** The paper says that for closer alignment "we would have
-#    needed longer mirroring with more examples". Train the MLP under WM with mirror rates
-#    `wm_lr = wm_decay` = 0.008 (minibp's default), 0.02 and 0.05, and plot the final matrix angle
-#    of each layer against the mirror rate. Which layer needs the most mirroring, and why might
-#    the input layer be the hardest (think of how much noise an estimate of a 128×64 matrix needs)?
+#    needed longer mirroring with more examples". Train the MLP under WM with the mirror rate
+#    `wm_lr = wm_decay` at 0.008 (minibp's default) and at 0.05, and at 0.05 again with 512 noise
+#    samples per pass (`wm_batch_size`) instead of 128, and plot the final matrix angle of each
+#    layer for the three. Two things hold `B` back: its random start, which fades like
+#    `(1 − λ_B)^passes` (the lag), and the noise of an average over only about `1/λ_B` passes.
+#    Which one dominates at each setting, and in which layer?
 # 3. **The unused feedback matrix.** Show that `B₁`, the feedback matrix of the first weight
 #    layer, has no effect on learning: train two FA networks that differ only in `B₁` for 50 steps
 #    and compare their weights. What does that say about FA's first-layer matrix angle in the

@@ -238,7 +238,9 @@ plt.close(fig)
 # A training step does the forward pass and, at every weight layer, two products of the same size
 # (eqs 2–4): the weight gradient `δ_{l+1} y_lᵀ` and the feedback `F δ_{l+1}` — except at the first
 # layer, whose input needs no `δ`. So a step costs `3F − F₁` MACs per image, about 3 forward
-# passes (the backward pass timed above took 2–3 forward passes, in line with that).
+# passes, and the backward pass alone `2F − F₁`, about 2. The backward pass timed above took
+# about 3 forward passes: on a CPU, NumPy's backward pass also spends time outside the products
+# (building columns, adding them back, moving memory), which a count of MACs does not see.
 # One MAC is two floating-point operations (FLOPs). The ImageNet training set has 1,281,167 images.
 
 # %%
@@ -304,15 +306,17 @@ assert memory["ResNet-50"] > 3 * memory["ResNet-18"]
 # %% [markdown]
 # Activations, not weights, fill a GPU: a ResNet-50 batch of 256 needs tens of gigabytes. The
 # rules without weight transport add only weight-sized arrays: a `B` per weight layer for FA, WM
-# and KP (and for KP its gradient and momentum buffer too): tens of megabytes. WM also adds mirror
+# and KP (and for KP its gradient and momentum buffer too): tens to hundreds of megabytes
+# (ResNet-18's `B` take 47 MB). WM also adds mirror
 # passes, which exercise 3 prices.
 #
 # ## 5. The paper's ImageNet runs, as a minibp preset
 #
 # The settings the paper states in Section 6 (batch norm after the ReLU, ReLUs without
 # bias-blocking, the learning rate dropping by 90 % at epoch 32) are in the preset
-# `imagenet-resnet18` (and `imagenet-resnet50`). The paper's text gives no learning rate,
-# momentum, weight decay or batch size; the preset takes them from the ResNet paper's ImageNet
+# `imagenet-resnet18` (and `imagenet-resnet50`). The paper's main text gives no learning rate,
+# momentum, weight decay or batch size (it leaves them to its Appendix D.1, which is not in the
+# text we work from); the preset takes them from the ResNet paper's ImageNet
 # recipe (He et al. 2016: 0.1, 0.9, 1e-4, 256), and the number of epochs is minibp's choice
 # (`minibp presets` lists every preset and its sources). A preset is the first layer of a config: any flag overrides it.
 
@@ -381,6 +385,20 @@ assert tiny["bp"]["angles"] == [0.0] * 21
 assert (np.array(tiny["wm"]["angles"]) < np.array(tiny["fa"]["angles"])).all()  # mirroring aligned every layer
 assert (np.abs(np.array(tiny["ss"]["angles"]) - 37.1) < 5).all()  # arccos √(2/π), as in notebook 06
 
+# WM's extra work, timed on its own: a mirror pass (128 noise samples through every layer)
+net = resnet18((3, 32, 32), 10, width=4, seed=0)
+wm_rule = minibp.WeightMirror()
+net.init_feedback(wm_rule, np.random.default_rng(1))
+wm_rule.mirror(net)  # once untimed, to warm up
+t0 = time.perf_counter()
+for _ in range(5):
+    wm_rule.mirror(net)
+mirror_ms = 1000 * (time.perf_counter() - t0) / 5
+print(
+    f"one mirror pass: {mirror_ms:.0f} ms; after every {wm_rule.mirror_every}th step that adds "
+    f"{mirror_ms / wm_rule.mirror_every:.0f} ms per step, against BP's {tiny['bp']['ms']:.0f} ms step"
+)
+
 # %%
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 2.5]})
 a1.bar([RULE_LABELS[n] for n in RULES], [tiny[n]["ms"] for n in RULES], color=[RULE_COLORS[n] for n in RULES])
@@ -403,14 +421,15 @@ plt.close(fig)
 # %% [markdown]
 # What the figure shows:
 #
-# * **Time.** BP, FA, SS and KP take similar times: they differ only in which matrix carries `δ`
-#   back, plus, for KP, one more elementwise update per `B` (differences of a few ms between them
-#   are partly timing noise on a shared machine). WM pays for its mirror passes: here one every 4th
-#   step, each sending 128 noise images through every layer, which is a lot next to a 32-image
-#   batch of a network this small. At full size and batch 256 the mirror passes cost under 1 %
-#   (exercise 3).
+# * **Time.** The five rules do the same work in a training step but for which matrix carries `δ`
+#   back, plus, for KP, one more elementwise update per `B`, and for WM a mirror pass after every
+#   4th step. Sixteen timed steps on a shared machine are noisy: from run to run the bars move by
+#   tens of per cent, more than the rules differ, so read them as "about the same". WM's extra
+#   cost is clearer timed on its own, as printed above: each pass sends 128 noise images through
+#   every layer, which is a lot next to a 32-image batch of a network this small. At full size and
+#   batch 256 the mirror passes cost under 1 % (exercise 3).
 # * **Angles.** BP is 0 everywhere; SS sits at the 37° of Gaussian weights; FA stays near 90°; WM,
-#   mirrored on noise alone, is within about 25° in every layer. KP has only begun: its `B` gets
+#   mirrored on noise alone, is within about 30° in every layer. KP has only begun: its `B` gets
 #   the same updates as `W`, so it is aligned only where those updates already outweigh the random
 #   start (here the first layers). Removing the start elsewhere takes weight decay over many steps
 #   (notebook 06, section 3); the paper's ResNets needed about 20 epochs to bring KP near zero.

@@ -122,7 +122,8 @@ for lam in (0.01, 0.02, 0.05, 0.1):
 # squared error $V = \sigma^4\|\mathbf{W}\|^2(n_{\rm in}+1)/N$ (notebook section 2), and the decay keeps
 # a fraction $(1-\lambda)^2$ of the old fluctuation, so the stationary mean squared deviation is
 # $\eta^2 V/(1-(1-\lambda)^2)$, i.e. relative to $\|\mathbf{B}^*\|^2$:
-# $\frac{\lambda}{2-\lambda}\cdot\frac{n_{\rm in}+1}{N}$ — growing like $\sqrt\lambda$.
+# $\frac{\lambda}{2-\lambda}\cdot\frac{n_{\rm in}+1}{N}$ — growing like $\lambda$, so the typical
+# (root-mean-square) deviation grows like $\sqrt\lambda$.
 
 # %%
 noise_level = {}

@@ -51,7 +51,7 @@ print(f"{'total':8s} {total:>12,}   minibp: {resnet50().n_params():,}")
 assert total == resnet50().n_params() == 25_557_032
 
 # %% [markdown]
-# Half the parameters (15 M of 25.6 M) are in the last stage, and 2 M in the classifier.
+# Over half the parameters (15 M of 25.6 M) are in the last stage, and 2 M in the classifier.
 
 # %% [markdown]
 # ## Exercise 2 — ResNet-18's MACs by hand, and GPU-hours
