@@ -335,7 +335,10 @@ def check_run_folder(run_dir: Path, config: TrainConfig) -> None:
             f"{run_dir} holds an unfinished run (stopped at epoch {at['epoch']}, step {at['step']}): continue "
             "it with --resume, or start afresh in another --out (or delete that folder)"
         )
-    shown = settings_diff(at.get("config", {}), config)
+    saved = at.get("config")
+    if saved is None and (run_dir / "config.json").is_file():  # a checkpoint that does not carry its config
+        saved = json.loads((run_dir / "config.json").read_text())
+    shown = settings_diff(saved or {}, config)
     if shown:
         raise FileExistsError(
             f"{run_dir} holds a finished run with other settings ({shown}): start this one in another --out "
