@@ -12,8 +12,10 @@
 #
 # $$\delta_l = \phi'(\mathbf{y}_l) \odot \mathbf{W}_{l+1}^T \delta_{l+1} \qquad (2)$$
 #
-# The same matrix $\mathbf{W}_{l+1}$ appears in both: the feedback synapses must be the
-# transpose of the forward ones. That is the *weight-transport problem*.
+# ($\odot$ multiplies element by element: the paper writes $\phi'(\mathbf{y}_l)$ as a diagonal matrix in
+# front of $\mathbf{W}_{l+1}^T\delta_{l+1}$, which is the same thing.) The same matrix
+# $\mathbf{W}_{l+1}$ appears in both: the feedback synapses must be the transpose of the forward
+# ones. That is the *weight-transport problem*.
 #
 # In this notebook you will compute, and check numerically:
 #
@@ -66,7 +68,8 @@ print("largest difference, hand vs engine:", np.abs(out_hand - out).max())
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 3))
-zs = np.linspace(-3, 3, 200)
+reach = max(3.0, float(np.abs(z1_hand).max()) + 0.2)  # the curve spans every unit's pre-activation
+zs = np.linspace(-reach, reach, 200)
 ax.plot(zs, np.tanh(zs), color="0.6", label="φ(z) = tanh z")
 ax.scatter(z1_hand.ravel(), tanh1.y.ravel(), s=14, color="C0", label="(z₁ by hand, y₁ from the engine)")
 ax.set_xlabel("pre-activation z₁ = W₁y₀ + b₁")
