@@ -325,7 +325,7 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig, where: Path) -> 
 def check_run_folder(run_dir: Path, config: TrainConfig) -> None:
     """Raise if starting ``config`` afresh in ``run_dir`` would lose a run there: an unfinished
     one (it should be resumed), or a finished one with other settings. A finished run with the
-    same settings may be overwritten: training again gives the same numbers."""
+    same settings may be overwritten: training again gives the same numbers (on NumPy exactly)."""
     ckpt_path = run_dir / "checkpoint.npz"
     if not ckpt_path.exists():
         return
