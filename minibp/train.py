@@ -669,8 +669,8 @@ def compare(
     per_rule = per_rule or {}
     plans = {rule: dataclasses.replace(config, rule=rule, **per_rule.get(rule, {})) for rule in rules}
     saved_plan = read_plan(out) if resume and out is not None else None
+    runtime = {k: getattr(config, k) for k in RUNTIME_SETTINGS}  # what a resumed rule may take from config
     if saved_plan is not None:
-        runtime = {k: getattr(config, k) for k in RUNTIME_SETTINGS}
         for rule in rules:
             if rule in saved_plan["configs"]:
                 plans[rule] = TrainConfig(**{**saved_plan["configs"][rule], **runtime})
@@ -680,7 +680,7 @@ def compare(
         resumed[rule] = resume and ckpt is not None and ckpt.exists()
         if resumed[rule] and saved_plan is None:  # a folder from before compare.json: its own config.json
             saved = json.loads((ckpt.parent / "config.json").read_text())
-            plans[rule] = TrainConfig(**{**saved, **{k: getattr(config, k) for k in RUNTIME_SETTINGS}})
+            plans[rule] = TrainConfig(**{**saved, **runtime})
         elif not resumed[rule]:
             plans[rule].check_new_run()
             if out is not None:

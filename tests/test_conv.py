@@ -107,17 +107,12 @@ def test_conv_gradients_match_finite_differences(stride, padding, bias):
         check_grad(loss, layer.params["b"], grads["b"], rng)
 
 
-@pytest.mark.parametrize("shape", [(6, 4), (4, 3, 5, 5)])
-def test_batchnorm_training_mode_gradients(shape):
-    rng = np.random.default_rng(4)
-    bn = BatchNorm(shape[1], dtype="float64")
-    bn.params["gamma"][:] = rng.uniform(0.5, 2, shape[1])
-    bn.params["beta"][:] = rng.standard_normal(shape[1])
-    x = rng.standard_normal(shape) * 2 + 1
-    r = rng.standard_normal(shape)
+def _check_batchnorm_gradients(bn: BatchNorm, x: np.ndarray, train: bool, rng: np.random.Generator) -> None:
+    """Batch norm's backward pass (input, γ and β) against finite differences of ``sum(r · bn(x))``."""
+    r = rng.standard_normal(x.shape)
 
     def loss() -> float:
-        return float(np.sum(r * bn.forward(x, train=True)))
+        return float(np.sum(r * bn.forward(x, train=train)))
 
     loss()
     dx = bn.backward(r)
@@ -125,6 +120,16 @@ def test_batchnorm_training_mode_gradients(shape):
     check_grad(loss, x, dx, rng)
     check_grad(loss, bn.params["gamma"], grads["gamma"], rng)
     check_grad(loss, bn.params["beta"], grads["beta"], rng)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 3, 5, 5)])
+def test_batchnorm_training_mode_gradients(shape):
+    rng = np.random.default_rng(4)
+    bn = BatchNorm(shape[1], dtype="float64")
+    bn.params["gamma"][:] = rng.uniform(0.5, 2, shape[1])
+    bn.params["beta"][:] = rng.standard_normal(shape[1])
+    x = rng.standard_normal(shape) * 2 + 1
+    _check_batchnorm_gradients(bn, x, True, rng)
 
 
 def test_batchnorm_statistics_and_evaluation_mode():
@@ -146,17 +151,7 @@ def test_batchnorm_statistics_and_evaluation_mode():
     ref = g * (x - before[None, :, None, None]) / np.sqrt(bn.buffers["running_var"][None, :, None, None] + bn.eps) + b
     np.testing.assert_allclose(z, ref, rtol=1e-12)
     # the backward pass after an evaluation-mode forward: the statistics are constants there
-    r = rng.standard_normal(x.shape)
-
-    def loss() -> float:
-        return float(np.sum(r * bn.forward(x, train=False)))
-
-    loss()
-    dx = bn.backward(r)
-    grads = dict(bn.grads)
-    check_grad(loss, x, dx, rng)
-    check_grad(loss, bn.params["gamma"], grads["gamma"], rng)
-    check_grad(loss, bn.params["beta"], grads["beta"], rng)
+    _check_batchnorm_gradients(bn, x, False, rng)
 
 
 @pytest.mark.parametrize(
