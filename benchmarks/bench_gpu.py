@@ -246,7 +246,7 @@ def child_steps(args: argparse.Namespace, sizes: Sizes, progress: Progress) -> N
             mirror = step.rule
             assert isinstance(mirror, WeightMirror)
             res["mirror_alone"] = time_case(lambda m=mirror, n=step.net: m.mirror(n), dev.sync, args)
-            res["mirror_every"], res["mirror_batches"] = mirror.mirror_every, mirror.mirror_batches
+            res["every"], res["mirror_batches"] = mirror.every, mirror.batches
         progress.save(rule, res)
         print(f"  {rule}: {res['best_s'] * 1e3:.1f} ms/step (warm-up {res['warmup_s']:.1f} s)", flush=True)
         del step
@@ -371,7 +371,7 @@ def summarise(steps: dict[str, Any], sizes: Sizes, rules: Sequence[str]) -> dict
         out["torch"] = {"ms_per_step": torch_s * 1e3, "images_per_s": sizes.batch / torch_s}
     wm, bp = steps.get("wm", {}), steps.get("bp", {})
     if "mirror_alone" in wm and "best_s" in bp:
-        amortised = wm["mirror_alone"]["best_s"] * wm["mirror_batches"] / wm["mirror_every"]
+        amortised = wm["mirror_alone"]["best_s"] * wm["mirror_batches"] / wm["every"]
         out["wm_mirror"] = {
             "mirror_pass_ms": wm["mirror_alone"]["best_s"] * 1e3,
             "amortised_share_of_bp": amortised / bp["best_s"],

@@ -399,8 +399,8 @@ def build_cases(args: argparse.Namespace, flops: FlopModel, torch: Any) -> list[
     x = rng.random((args.batch, sizes[0]), dtype=np.float32)
     y = rng.integers(0, sizes[-1], size=args.batch, dtype=np.int64)
     wm = WeightMirror()
-    mirror_flops = flops.mirror(wm.mirror_batch_size)  # one mirror pass
-    per_step = mirror_flops * wm.mirror_batches // wm.mirror_every  # averaged over training steps
+    mirror_flops = flops.mirror(wm.batch_size)  # one mirror pass
+    per_step = mirror_flops * wm.batches // wm.every  # averaged over training steps
     cases = [
         Case(rule, MinibpStep(sizes, rule, x, y), flops.step + (per_step if rule == "wm" else 0)) for rule in args.rules
     ]
@@ -459,7 +459,7 @@ def summarise(cases: list[Case], peak: MatmulRate) -> dict[str, dict[str, Any]]:
         overhead = full / bare - 1
         wm = WeightMirror()
         # a steadier estimate: the cost of one mirror pass, spread over the steps between passes
-        amortised = by_key["wm mirror alone"].best * wm.mirror_batches / wm.mirror_every / bare
+        amortised = by_key["wm mirror alone"].best * wm.batches / wm.every / bare
         results["wm mirror overhead"] = {
             "mirror_alone_amortised_share": amortised,
             "step_without_mirror_ms": bare * 1e3,
@@ -566,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     peak = measure_peak(args.peak_size, repeats=max(3, min(args.repeats, 7)))
     shapes = measure_step_shapes(flops, repeats=max(3, min(args.repeats, 7)))
     print_matmul_rates(peak, shapes, flops)
-    mirror_m = WeightMirror().mirror_batch_size
+    mirror_m = WeightMirror().batch_size
     print(flops.describe(mirror_m))
     print()
 

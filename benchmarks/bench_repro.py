@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from minibp.presets import PRESETS
-from minibp.train import Comparison, TrainConfig, compare, read_plan, write_plan
+from minibp import Comparison, TrainConfig, compare
+from minibp.runs import read_plan, write_plan
 
 #: published numbers, as test error in percent, per task and rule
 PUBLISHED = {

@@ -712,8 +712,8 @@ def print_profiles(mp: MinibpProfile | None, tp: list[tuple[str, float, float]] 
 
 def build_cases(cfg: ResnetConfig, rules: Sequence[str], flops: ConvFlopModel, torch: Any) -> list[Case]:
     wm = WeightMirror()
-    mirror_flops = flops.mirror(wm.mirror_batch_size)
-    per_step = mirror_flops * wm.mirror_batches // wm.mirror_every  # one pass every mirror_every steps
+    mirror_flops = flops.mirror(wm.batch_size)
+    per_step = mirror_flops * wm.batches // wm.every  # one pass every mirror_every steps
     cases = [Case(rule, make_step(cfg, rule), flops.step + (per_step if rule == "wm" else 0)) for rule in rules]
     if "wm" in rules:
         cases.append(Case("wm mirror alone", MirrorOnly(make_step(cfg, "wm")), mirror_flops))
@@ -745,7 +745,7 @@ def summarise(cases: list[Case], peak: MatmulRate) -> dict[str, dict[str, Any]]:
     by_key = {c.key: c for c in cases}
     if "wm" in by_key:
         wm = WeightMirror()
-        amortised = by_key["wm mirror alone"].best * wm.mirror_batches / wm.mirror_every
+        amortised = by_key["wm mirror alone"].best * wm.batches / wm.every
         results["wm mirror overhead"] = {
             "mirror_alone_ms": by_key["wm mirror alone"].best * 1e3,
             "amortised_ms": amortised * 1e3,
@@ -792,7 +792,7 @@ def print_results(cases: list[Case], results: dict[str, dict[str, Any]], cfg: Re
     if wm is not None:
         print(
             f"weight mirror, default settings: one mirror pass {wm['mirror_alone_ms']:.1f} ms, once per "
-            f"{WeightMirror().mirror_every} steps = {wm['amortised_ms']:.1f} ms/step amortised "
+            f"{WeightMirror().every} steps = {wm['amortised_ms']:.1f} ms/step amortised "
             f"({wm['amortised_share']:+.1%} on the rest of a wm step)"
         )
         print()
@@ -871,7 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = background_load()
     print_background_load(load)
     print(cfg.describe())
-    mirror_every = WeightMirror().mirror_every
+    mirror_every = WeightMirror().every
     if "wm" in args.rules and args.steps % mirror_every:
         print(f"note: --steps {args.steps} is not a multiple of {mirror_every}: wm blocks hold unequal mirror passes")
     print()
@@ -882,7 +882,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     peak = measure_peak(args.peak_size, repeats=max(10, args.repeats))
     shapes = measure_step_matmuls(flops, repeats=max(5, min(args.repeats, 7)))
     floor = print_matmul_rates(peak, shapes, flops)
-    mirror_m = WeightMirror().mirror_batch_size
+    mirror_m = WeightMirror().batch_size
     print(flops.describe(mirror_m))
     print()
 

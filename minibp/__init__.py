@@ -7,6 +7,8 @@ Transport* (NeurIPS 2019): backprop (BP), feedback alignment (FA), sign-symmetry
 """
 
 from .backend import get_array_module, get_backend, set_backend, to_numpy
+from .compare import Comparison, compare
+from .config import TrainConfig
 from .layers import Dense, RectifiedTanh, ReLU, Sigmoid, Tanh
 from .layers.container import Sequential
 from .losses import MeanSquaredError, SoftmaxCrossEntropy
@@ -15,13 +17,16 @@ from .models import mlp
 from .network import Network
 from .optim import SGD
 from .rules import RULES, Backprop, FeedbackAlignment, KolenPollack, Rule, SignSymmetry, WeightMirror, get_rule
-from .train import TrainConfig, TrainingDiverged, compare, train
+from .step import Step, train_step
+from .train import TrainingDiverged, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "RULES",
     "SGD",
+    "Comparison",
+    "Step",
     "Backprop",
     "Dense",
     "FeedbackAlignment",
@@ -50,4 +55,5 @@ __all__ = [
     "set_backend",
     "to_numpy",
     "train",
+    "train_step",
 ]

@@ -2,7 +2,8 @@
 
 All array math in minibp goes through ``xp``, the module returned by
 :func:`get_backend`: NumPy by default, CuPy when ``MINIBP_BACKEND=cupy`` is set
-before import or after ``minibp.set_backend("cupy")``. Layers never convert
+(read when the first array is made, so that ``import minibp`` never fails on it) or after
+``minibp.set_backend("cupy")``. Layers never convert
 between host and device on their own; :func:`to_numpy` is the one explicit way
 back to the host (for logging, checkpoints and plots).
 
@@ -31,7 +32,7 @@ _INSTALL_HINT = (
     "or use the NumPy backend: MINIBP_BACKEND=numpy / --backend numpy"
 )
 
-_xp: ModuleType = numpy
+_xp: ModuleType | None = None  # None until the first get_backend() reads MINIBP_BACKEND
 
 
 def _load_cupy() -> ModuleType:
@@ -71,15 +72,24 @@ def set_backend(name: str) -> ModuleType:
 
 
 def get_backend() -> ModuleType:
-    """The array module new arrays are created with (NumPy unless switched)."""
+    """The array module new arrays are created with: the one :func:`set_backend` chose, else the one
+    ``MINIBP_BACKEND`` names, else NumPy."""
+    if _xp is None:
+        return set_backend(requested_backend())
     return _xp
+
+
+def requested_backend() -> str:
+    """The backend ``MINIBP_BACKEND`` asks for, ``"numpy"`` when it is unset."""
+    return os.environ.get("MINIBP_BACKEND", "").strip() or "numpy"
 
 
 def backend_name() -> str:
     """``"numpy"``, ``"cupy"`` or ``"guard"``: the backend new arrays are created with."""
-    if _xp is numpy:
+    xp = get_backend()
+    if xp is numpy:
         return "numpy"
-    return "guard" if _xp.__name__ == "minibp.testing.guard" else "cupy"
+    return "guard" if xp.__name__ == "minibp.testing.guard" else "cupy"
 
 
 def _is_device_array(x: Any) -> bool:
@@ -110,9 +120,4 @@ def to_numpy(x: Any) -> numpy.ndarray:
 
 def asarray(x: Any, dtype: Any = None) -> Any:
     """``x`` as an array of the current backend (an explicit host-to-device copy for CuPy)."""
-    return _xp.asarray(x, dtype=dtype)
-
-
-_env = os.environ.get("MINIBP_BACKEND", "").strip()
-if _env:
-    set_backend(_env)
+    return get_backend().asarray(x, dtype=dtype)

@@ -12,7 +12,6 @@ lists, each with its own saved settings.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
@@ -20,86 +19,54 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .compare import compare
+from .config import RUNTIME_SETTINGS, TrainConfig, default_text
 from .presets import PRESETS, describe_presets
 from .rules import RULES
-from .train import (
-    RUNTIME_SETTINGS,
-    TrainConfig,
-    TrainingInterrupted,
-    TrainingStopped,
-    compare,
-    read_plan,
-    settings_diff,
-    train,
-)
+from .runs import read_plan, settings_diff
+from .settings import choices_of, describe_range, settings_of
+from .train import TrainingInterrupted, TrainingStopped, train
 
-HELP = {
-    "rule": "learning rule: bp (backprop), fa (feedback alignment), ss (sign-symmetry), "
-    "wm (weight mirror), kp (Kolen-Pollack)",
-    "dataset": "dataset: digits (built in), mnist, fashion-mnist, cifar10, imagenet32, imagenet64, "
-    "imagenet (folder of JPEGs), teacher (synthetic)",
-    "data_dir": "folder holding the dataset files (default: $MINIBP_DATA, else ~/.cache/minibp)",
-    "image_size": "imagenet: side of the training crops and of the validation center crop",
-    "workers": "imagenet: decoding processes (-1: one per CPU core but one)",
-    "log_every": "steps between reads of the loss on the host (divergence check, progress bar)",
-    "checkpoint_every": "steps between checkpoints inside an epoch (0: after each epoch only)",
-    "model": "model: mlp, cnn (LeNet-style), resnet20, resnet18, resnet50",
-    "width": "base width of a convolutional model (0: its default: cnn 6, resnet20 16, resnet18/50 64)",
-    "bn": "batch-norm placement in ResNets: after the ReLU (the paper's variant) or before it",
-    "hidden": "hidden layer sizes of the MLP",
-    "activation": "hidden activation: relu, tanh, sigmoid, rectified_tanh",
-    "loss": "loss: cross_entropy or mse",
-    "epochs": "training epochs",
-    "batch_size": "examples per training step",
-    "lr": "learning rate eta of eqs (4), (16), (17)",
-    "momentum": "SGD momentum",
-    "weight_decay": "weight decay wd; the per-step decay of eq (16) is lambda = lr * wd",
-    "schedule": "learning-rate schedule: constant, cosine or step",
-    "milestones": "epochs at which the step schedule multiplies the rate by --gamma",
-    "gamma": "factor of the step schedule",
-    "seed": "random seed (weights, feedback weights, data order, mirror noise)",
-    "dtype": "float32 or float64",
-    "backend": "array module: numpy or cupy",
-    "wm_sigma": "weight mirror: standard deviation of the mirror noise (eq 6-7)",
-    "wm_lr": "weight mirror: learning rate eta_B of eq (7)",
-    "wm_decay": "weight mirror: decay of B per mirror batch",
-    "wm_batch_size": "weight mirror: noise samples per mirror batch",
-    "wm_batches": "weight mirror: mirror batches after each mirroring step",
-    "wm_every": "weight mirror: mirror after every N-th training step",
-    "wm_bias_blocking": "weight mirror: block biases in mirror mode (eq 12)",
-    "wm_normalize": "weight mirror: divide eq (7)'s Hebbian term by sigma^2 times the measured mean slope "
-    "of the activation, so B settles at (wm_lr / wm_decay) W^T in every layer",
-    "probe_size": "training examples the delta angle (Fig 4b, d, f) is measured on",
-    "diverge_factor": "stop when a batch loss exceeds this multiple of the untrained network's loss",
-}
+
+def _help(f: Any) -> str:
+    """A setting's help line: what it is, its range or choices, and its default."""
+    text = f.metadata["help"]
+    if f.name == "rule":
+        text += ": " + "; ".join(f"{name} ({cls.title})" for name, cls in RULES.items())
+    else:
+        choices = choices_of(f)
+        if choices is not None and f.metadata["kind"] is not bool:
+            text += f": {', '.join(choices)}"
+    words = describe_range(f)
+    if words:
+        text += f"; {words}"
+    default = default_text(f.name) if f.default is None else f.default
+    return f"{text} (default: {default})".replace("%", "%%")
 
 
 def _add_config_flags(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    for f in dataclasses.fields(TrainConfig):
+    """A flag for every setting of :class:`TrainConfig` (``wm_sigma`` → ``--wm-sigma``), its help,
+    type and choices taken from the setting's declaration."""
+    for f in settings_of(TrainConfig):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        kw: dict[str, Any] = {
-            "dest": f.name,
-            "default": argparse.SUPPRESS,
-            "help": f"{HELP.get(f.name, '')} (default: {default})",
-        }
-        if isinstance(default, bool):
+        kind, item = f.metadata["kind"], f.metadata["item"]
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _help(f)}
+        if kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif isinstance(default, tuple):
-            item = float if f.name == "milestones" else int
+        elif kind is tuple:
             p.add_argument(flag, nargs="*", type=item, **kw)
-        elif f.name == "rule":
-            p.add_argument(flag, choices=list(RULES), **kw)
         else:
-            p.add_argument(flag, type=type(default), **kw)
+            p.add_argument(flag, type=kind, choices=choices_of(f), **kw)
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="minibp",
-        description="Deep learning without weight transport: train networks under BP, FA, SS, WM and KP.",
+        description="Deep learning without weight transport: train networks under "
+        + ", ".join(cls.label for cls in RULES.values())
+        + ".",
     )
     sub = top.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -129,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _read_settings(path: Path) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    names = {f.name for f in settings_of(TrainConfig)}
     try:
         loaded = json.loads(path.read_text())
     except FileNotFoundError:
@@ -177,7 +144,7 @@ def _saved_run(args: argparse.Namespace) -> Path:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given as flags on the command line (not their defaults)."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    names = {f.name for f in settings_of(TrainConfig)}
     return {k: v for k, v in vars(args).items() if k in names}
 
 
@@ -212,7 +179,7 @@ def _config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, dict[str, 
         }
     if args.command == "train":
         rule = given.get("rule", base.get("rule", "bp"))
-        base.update(per_rule.get(rule, {}))
+        base.update(per_rule.get(rule, {}) if isinstance(rule, str) else {})  # TrainConfig names a bad rule
     return TrainConfig(**{**base, **given}), per_rule
 
 

@@ -75,6 +75,10 @@ class Cosine(Schedule):
         return f"Cosine({self.epochs}, min_lr={self.min_lr})"
 
 
+#: the learning-rate schedules by name
+SCHEDULES = ("constant", "cosine", "step")
+
+
 def get_schedule(name: str, *, epochs: float, milestones: Sequence[float] = (), gamma: float = 0.1) -> Schedule:
     """``constant``, ``cosine`` (over ``epochs``) or ``step`` (×``gamma`` at ``milestones``)."""
     key = str(name).strip().lower()

@@ -3,6 +3,7 @@ and Fig 4 (matrix and delta angles per layer, input layers to output layers in a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,9 +14,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-#: one colour per rule, fixed so every figure reads the same
+from .rules import RULES  # noqa: E402
+from .runs import read_plan  # noqa: E402
+
+#: one colour for each of the paper's rules, fixed so every figure reads the same (other rules take
+#: matplotlib's next colours)
 RULE_COLORS = {"bp": "#222222", "fa": "#1f77b4", "ss": "#2ca02c", "wm": "#d62728", "kp": "#ff7f0e"}
-RULE_LABELS = {"bp": "BP", "fa": "FA", "ss": "SS", "wm": "WM", "kp": "KP"}
+
+#: what each record of ``metrics.jsonl`` needs for the figures
+PLOTTED = ("epoch", "test_accuracy", "matrix_angle", "delta_angle")
+
+
+def rule_label(key: str) -> str:
+    """A rule's label in figures ("WM" for ``wm``), or ``key`` itself for anything else."""
+    return RULES[key].label if key in RULES else key
 
 
 def _layer_colors(n: int) -> list[Any]:
@@ -52,7 +64,7 @@ def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: 
             [100 * (1 - r["test_accuracy"]) for r in hist],
             color=RULE_COLORS.get(rule),
             lw=2,
-            label=RULE_LABELS.get(rule, rule),
+            label=rule_label(rule),
         )
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -62,7 +74,7 @@ def plot_comparison(histories: Mapping[str, Sequence[Mapping[str, Any]]], path: 
     ax.legend(ncol=len(rules), frameon=False)
     ax.grid(alpha=0.3, which="both")
     for j, (rule, hist) in enumerate(histories.items()):
-        name = RULE_LABELS.get(rule, rule)
+        name = rule_label(rule)
         a = fig.add_subplot(grid[1, j])
         plot_angles(a, hist, "matrix_angle", f"{name}: matrix angle ∠(B, Wᵀ)")
         if j == 0:
@@ -86,10 +98,6 @@ def load_runs(paths: Sequence[str | Path]) -> dict[str, list[dict[str, Any]]]:
     subfolders have one (a ``compare``'s ``--out``) is several: the rules its ``compare.json``
     lists, where it has one, so that runs left there by an earlier comparison are not mixed in.
     Keys are rule names, or ``folder/rule`` where two runs would share a name."""
-    import json  # noqa: PLC0415
-
-    from .train import read_plan  # noqa: PLC0415
-
     found: list[Path] = []
     for path in map(Path, paths):
         plan = read_plan(path) if path.is_dir() else None
@@ -102,7 +110,7 @@ def load_runs(paths: Sequence[str | Path]) -> dict[str, list[dict[str, Any]]]:
             found += inside
         else:
             raise FileNotFoundError(f"{path} holds no metrics.jsonl, nor subfolders with one: give run folders")
-    order = list(RULE_COLORS)  # bp, fa, ss, wm, kp: the paper's order
+    order = list(RULES)  # bp, fa, ss, wm, kp: the paper's order, then the rules added after them
     found.sort(key=lambda run: order.index(_rule_of(run)) if _rule_of(run) in order else len(order))
     rules = [_rule_of(run) for run in found]
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -115,12 +123,17 @@ def load_runs(paths: Sequence[str | Path]) -> dict[str, list[dict[str, Any]]]:
             raise ValueError(f"{run / 'metrics.jsonl'} has a line that is not JSON ({err})") from None
         if not runs[key]:
             raise ValueError(f"{run / 'metrics.jsonl'} is empty: the run has not finished an epoch")
+        for i, record in enumerate(runs[key], 1):
+            missing = [k for k in PLOTTED if not isinstance(record, dict) or k not in record]
+            if missing:
+                raise ValueError(
+                    f"{run / 'metrics.jsonl'}, line {i}, lacks {', '.join(missing)}: each line must be a record "
+                    f"that minibp train writes, with {', '.join(PLOTTED)}; restore the file or rerun that rule"
+                )
     return runs
 
 
 def _rule_of(run: Path) -> str:
-    import json  # noqa: PLC0415
-
     config = run / "config.json"
     return str(json.loads(config.read_text()).get("rule", run.name)) if config.is_file() else run.name
 
@@ -148,7 +161,7 @@ def plot_test_error(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str |
             [100 * (1 - r["test_accuracy"]) for r in hist],
             color=RULE_COLORS.get(rule) if len(runs) <= len(RULE_COLORS) else None,
             lw=1.8,
-            label=RULE_LABELS.get(label, label),
+            label=rule_label(label),
         )
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -171,7 +184,7 @@ def plot_alignment(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str | 
     fig, axes = plt.subplots(2, cols, figsize=(3.0 * cols + 0.8, 5.8), squeeze=False, sharey=True, layout="constrained")
     n_layers = max(len(h[0]["matrix_angle"]) for h in shown.values())
     for j, (label, hist) in enumerate(shown.items()):
-        name = RULE_LABELS.get(label, label)
+        name = rule_label(label)
         plot_angles(axes[0, j], hist, "matrix_angle", f"{name}: matrix angle ∠(B, Wᵀ)")
         plot_angles(axes[1, j], hist, "delta_angle", f"{name}: delta angle ∠(δ, δ_BP)")
         axes[1, j].set_xlabel("epoch")

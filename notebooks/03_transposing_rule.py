@@ -231,7 +231,7 @@ plt.close(fig)
 # %%
 mirror_layer = minibp.Dense(n_in, n_out, rng=np.random.default_rng(0), dtype="float64")
 mirror_layer.params["B"] = mirror_layer.as_feedback(B0)
-wm = minibp.WeightMirror(sigma=sigma, lr_b=eta, decay=lam, mirror_batch_size=batch, seed=4)
+wm = minibp.WeightMirror(sigma=sigma, lr=eta, decay=lam, batch_size=batch, seed=4)
 mirror_net = minibp.Network([mirror_layer])
 for _ in range(steps):
     wm.mirror(mirror_net)

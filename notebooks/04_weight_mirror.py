@@ -58,7 +58,7 @@ loss_fn = minibp.SoftmaxCrossEntropy()
 
 # %%
 net = minibp.mlp([64, 32, 10], "tanh", seed=0, dtype="float64")
-rule = minibp.get_rule("wm", sigma=0.5, lr_b=0.05, decay=0.05, mirror_batch_size=256, seed=0)
+rule = minibp.get_rule("wm", sigma=0.5, lr=0.05, decay=0.05, batch_size=256, seed=0)
 net.init_feedback(rule, np.random.default_rng(1))  # B starts random, like FA's
 layer1, tanh1, layer2 = net.layers
 
@@ -144,9 +144,9 @@ print("mirror_correlation is the batch mean of δ_l δ_{l+1}ᵀ (eq 7)")
 expected = {}
 gen = rule.noise_generator(rule.state()["passes"])  # the generator of the pass about to run
 for layer, act in net.mirror_pairs():
-    y_l = rule.sigma * gen.standard_normal((rule.mirror_batch_size, layer.n_in))
+    y_l = rule.sigma * gen.standard_normal((rule.batch_size, layer.n_in))
     y_up = act.phi(layer.mirror_forward(y_l, bias=not rule.bias_blocking))
-    expected[layer.name] = (1 - rule.decay) * layer.B + rule.lr_b * layer.mirror_correlation(y_l, y_up)
+    expected[layer.name] = (1 - rule.decay) * layer.B + rule.lr * layer.mirror_correlation(y_l, y_up)
 
 rule.mirror(net)  # eqs (6)-(7), every layer
 for layer in net.weight_layers:
@@ -390,7 +390,7 @@ def mirror_run(bias_blocking, steps=2000, sigma=0.5, lr=0.004):
     layer.params["b"][:] = b_het
     one = Network([layer, Tanh()])
     wm = minibp.get_rule(
-        "wm", sigma=sigma, lr_b=lr, decay=lr, mirror_batch_size=512, bias_blocking=bias_blocking, seed=0
+        "wm", sigma=sigma, lr=lr, decay=lr, batch_size=512, bias_blocking=bias_blocking, seed=0
     )
     one.init_feedback(wm, np.random.default_rng(4))
     angles = [angle(layer.B, layer.W.T)]
@@ -436,7 +436,7 @@ plt.close(fig)
 
 # %%
 deep = minibp.mlp([64, 32, 32, 10], "tanh", seed=1, dtype="float64")
-wm = minibp.get_rule("wm", sigma=0.5, lr_b=0.06, decay=0.06, mirror_batch_size=256, seed=1)
+wm = minibp.get_rule("wm", sigma=0.5, lr=0.06, decay=0.06, batch_size=256, seed=1)
 deep.init_feedback(wm, np.random.default_rng(2))
 history = [minibp.matrix_angles(deep, wm)]
 for _ in range(150):
@@ -464,8 +464,8 @@ plt.close(fig)
 # ## 7. Both modes together
 #
 # Training alternates the modes: an engaged step (eqs 3–4, then the optimizer), then
-# `rule.after_step(net)`, which runs mirror mode every `mirror_every` steps. `W` keeps
-# changing, so `B` chases a moving target; with `mirror_every=1` and `λ_B = 0.05` it lags by
+# `rule.after_step(net)`, which runs mirror mode every `every` steps. `W` keeps
+# changing, so `B` chases a moving target; with `every=1` and `λ_B = 0.05` it lags by
 # about `1/λ_B = 20` steps. We train on digits and compare with feedback alignment, whose `B`
 # never learns.
 
@@ -496,7 +496,7 @@ def feedback_scale(model):
     return np.array([np.sum(L.params["B"] * L.W.T) / np.sum(L.W.T**2) for L in model.weight_layers])
 
 
-wm_opts = dict(sigma=0.5, lr_b=0.05, decay=0.05, mirror_batch_size=128, mirror_every=1)
+wm_opts = dict(sigma=0.5, lr=0.05, decay=0.05, batch_size=128, every=1)
 loss_wm, ang_wm, dang_wm, net_wm = train_steps("wm", **wm_opts)
 loss_fa, ang_fa, dang_fa, net_fa = train_steps("fa")
 loss_wmn, _, _, net_wmn = train_steps("wm", normalize=True, **wm_opts)  # B → (η_B/λ_B) Wᵀ: see below

@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 
 import minibp
 from minibp.optim import get_schedule
-from minibp.plots import RULE_COLORS, RULE_LABELS, plot_angles, save_figure
+from minibp.plots import RULE_COLORS, plot_angles, rule_label, save_figure
 from minibp.train import build_model
 
 # These networks are tiny: their matrix products are faster on one BLAS thread than
@@ -82,7 +82,7 @@ fig, ax = plt.subplots(figsize=(6, 2.8))
 width = 0.16
 for j, name in enumerate(RULES):
     x = np.arange(3) + (j - 2) * width
-    ax.bar(x, start[name], width, color=RULE_COLORS[name], label=RULE_LABELS[name])
+    ax.bar(x, start[name], width, color=RULE_COLORS[name], label=rule_label(name))
 ax.axhline(SS_ANGLE, color="gray", ls="--", lw=1)
 for i in range(3):
     ax.text(i - 2 * width, 1, "0", ha="center", fontsize=7)  # BP's bars have height 0
@@ -137,16 +137,16 @@ def fig3_fig4(histories, title):
     top = fig.add_subplot(grid[0, :])
     for name, hist in histories.items():
         err = [100 * (1 - r["test_accuracy"]) for r in hist]
-        top.plot([r["epoch"] for r in hist], err, color=RULE_COLORS[name], lw=2, label=RULE_LABELS[name])
+        top.plot([r["epoch"] for r in hist], err, color=RULE_COLORS[name], lw=2, label=rule_label(name))
     top.set(yscale="log", xlabel="epoch", ylabel="test error (%)", title=f"Test error ({title}) — cf. Fig 3")
     top.legend(ncol=5, frameon=False)
     top.grid(alpha=0.3, which="both")
     for j, (name, hist) in enumerate(histories.items()):
         ax = fig.add_subplot(grid[1, j])
-        plot_angles(ax, hist, "matrix_angle", f"{RULE_LABELS[name]}: matrix angle")
+        plot_angles(ax, hist, "matrix_angle", f"{rule_label(name)}: matrix angle")
         ax.legend(fontsize=6, frameon=False)
         ax2 = fig.add_subplot(grid[2, j])
-        plot_angles(ax2, hist, "delta_angle", f"{RULE_LABELS[name]}: delta angle")
+        plot_angles(ax2, hist, "delta_angle", f"{rule_label(name)}: delta angle")
         ax2.set_xlabel("epoch")
         if j == 0:
             ax.set_ylabel("∠(F, Wᵀ) (°)")

@@ -34,7 +34,7 @@ from minibp.layers import Conv2D
 from minibp.layers.conv import out_size
 from minibp.models import resnet18, resnet50
 from minibp.optim import get_schedule
-from minibp.plots import RULE_COLORS, RULE_LABELS, save_figure
+from minibp.plots import RULE_COLORS, rule_label, save_figure
 
 # One BLAS thread: the timings below are then those of one core, steady on a busy machine.
 threadpool_limits(1)
@@ -358,7 +358,7 @@ loss_fn = minibp.SoftmaxCrossEntropy()
 tiny = {}
 for name in RULES:
     net = resnet18((3, 32, 32), 10, width=4, seed=0)
-    rule = minibp.WeightMirror(lr_b=0.1, decay=0.1) if name == "wm" else minibp.get_rule(name)
+    rule = minibp.WeightMirror(lr=0.1, decay=0.1) if name == "wm" else minibp.get_rule(name)
     net.init_feedback(rule, np.random.default_rng(1))
     if name == "wm":
         for _ in range(20):
@@ -376,7 +376,7 @@ for name in RULES:
         times.append(time.perf_counter() - t0)
         losses.append(float(loss))
     tiny[name] = {"loss": losses, "ms": 1000 * np.mean(times[1:]), "angles": minibp.matrix_angles(net, rule)}
-    print(f"{RULE_LABELS[name]}: loss {losses[0]:.3f} → {losses[-1]:.3f}, {tiny[name]['ms']:.0f} ms/step")
+    print(f"{rule_label(name)}: loss {losses[0]:.3f} → {losses[-1]:.3f}, {tiny[name]['ms']:.0f} ms/step")
 
 for r in tiny.values():
     assert np.isfinite(r["loss"]).all()
@@ -395,16 +395,16 @@ for _ in range(5):
     wm_rule.mirror(net)
 mirror_ms = 1000 * (time.perf_counter() - t0) / 5
 print(
-    f"one mirror pass: {mirror_ms:.0f} ms; after every {wm_rule.mirror_every}th step that adds "
-    f"{mirror_ms / wm_rule.mirror_every:.0f} ms per step, against BP's {tiny['bp']['ms']:.0f} ms step"
+    f"one mirror pass: {mirror_ms:.0f} ms; after every {wm_rule.every}th step that adds "
+    f"{mirror_ms / wm_rule.every:.0f} ms per step, against BP's {tiny['bp']['ms']:.0f} ms step"
 )
 
 # %%
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 2.5]})
-a1.bar([RULE_LABELS[n] for n in RULES], [tiny[n]["ms"] for n in RULES], color=[RULE_COLORS[n] for n in RULES])
+a1.bar([rule_label(n) for n in RULES], [tiny[n]["ms"] for n in RULES], color=[RULE_COLORS[n] for n in RULES])
 a1.set(ylabel="ms per step (one core)", title="ResNet-18, width 4, batch 32")
 for name in RULES:
-    a2.plot(range(1, 22), tiny[name]["angles"], "o-", ms=3, color=RULE_COLORS[name], label=RULE_LABELS[name])
+    a2.plot(range(1, 22), tiny[name]["angles"], "o-", ms=3, color=RULE_COLORS[name], label=rule_label(name))
 a2.set(
     xlabel="weight layer (input → output)",
     ylabel="matrix angle (°)",
@@ -446,6 +446,6 @@ plt.close(fig)
 #    100 TFLOP/s on this network, and on this CPU core.
 # 3. **The price of no weight transport.** For ResNet-18 at full size, how many numbers do FA, WM and
 #    KP add in feedback weights `B` (check by calling `net.init_feedback`), and how many MACs does
-#    one mirror pass cost (each layer sees `mirror_batch_size` noise images; a convolution's noise
+#    one mirror pass cost (each layer sees `batch_size` noise images; a convolution's noise
 #    image is just big enough for 4×4 output positions)? With a mirror pass every 4th step, what
 #    fraction of a training step of 256 images is that?

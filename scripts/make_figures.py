@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from minibp.plots import load_runs, plot_comparison, plot_paper_figures
-from minibp.train import TrainConfig, compare
+from minibp import TrainConfig, compare
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,17 +23,23 @@ def test_numpy_is_the_default_backend():
 
 
 @pytest.mark.skipif(HAS_CUPY, reason="CuPy is installed here")
-def test_asking_for_cupy_without_it_says_how_to_install():
+def test_asking_for_cupy_without_it_says_how_to_install(tmp_path):
     with pytest.raises(
         RuntimeError, match=r"CuPy is not installed: install the GPU extra with `pip install 'minibp\[gpu\]'`"
     ):
         minibp.set_backend("cupy")
     assert minibp.get_backend() is np
-    code = "import minibp"
-    env_run = subprocess.run(
-        [sys.executable, "-c", code], env={"MINIBP_BACKEND": "cupy", "PATH": ""}, capture_output=True, text=True
-    )
+    code = "import minibp; print('imported'); minibp.get_backend()"
+    env = {"MINIBP_BACKEND": "cupy", "PATH": ""}
+    env_run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    # import minibp works; the first array asks for the backend and says what to install
+    assert env_run.stdout == "imported\n"
     assert env_run.returncode != 0 and "CuPy is not installed" in env_run.stderr
+    cli = [sys.executable, "-m", "minibp", "compare", "--epochs", "1", "--quiet", "--out", "unused"]
+    cli_run = subprocess.run(cli, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert cli_run.returncode == 2 and "Traceback" not in cli_run.stderr
+    assert cli_run.stderr.startswith("minibp: error: the CuPy backend was requested but CuPy is not installed")
+    assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_unknown_backend_is_rejected():

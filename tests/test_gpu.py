@@ -194,7 +194,7 @@ def test_losses_agree_with_the_cpu(dev, loss_cls):
 
 
 def _mlp_case(rule_name: str, xp: Any) -> tuple[Network, Any, Any, Any]:
-    opts = {"mirror_every": 1, "mirror_batch_size": 16} if rule_name == "wm" else {}
+    opts = {"every": 1, "batch_size": 16} if rule_name == "wm" else {}
     net, rule = _net_with(rule_name, **opts)
     x, y = _batch()
     return net, rule, xp.asarray(x), xp.asarray(y)
@@ -203,7 +203,7 @@ def _mlp_case(rule_name: str, xp: Any) -> tuple[Network, Any, Any, Any]:
 def _conv_case(rule_name: str, xp: Any) -> tuple[Network, Any, Any, Any]:
     net, rule, x, y = _conv_net(rule_name)
     if isinstance(rule, WeightMirror):
-        rule.mirror_every, rule.mirror_batch_size = 1, 16
+        rule.every, rule.batch_size = 1, 16
     return net, rule, xp.asarray(x), xp.asarray(y)
 
 
@@ -250,7 +250,7 @@ def test_weight_mirror_aligns_a_conv_layer_with_device_noise(dev):
     conv = Conv2D(3, 4, 3, stride=2, padding=1, rng=rng, dtype="float64")
     conv.params["b"][...] = xp.asarray(rng.standard_normal(4))  # unequal biases, blocked (eq 12)
     net = Network([conv, ReLU()])
-    rule = WeightMirror(sigma=1.0, lr_b=0.01, decay=0.01, mirror_batch_size=64, seed=1)
+    rule = WeightMirror(sigma=1.0, lr=0.01, decay=0.01, batch_size=64, seed=1)
     net.init_feedback(rule, rng)
     start = angle(conv.params["B"], conv.W)
     for _ in range(1500):
@@ -280,7 +280,7 @@ def test_one_resnet_step_agrees_with_the_cpu_in_float32(dev, rule_name):
 
     def run(xp: Any) -> list[Any]:
         net = resnet20((3, 16, 16), 10, width=4, seed=0, dtype="float32")
-        rule = WeightMirror(mirror_every=1, mirror_batch_size=32, seed=2) if rule_name == "wm" else get_rule(rule_name)
+        rule = WeightMirror(every=1, batch_size=32, seed=2) if rule_name == "wm" else get_rule(rule_name)
         net.init_feedback(rule, np.random.default_rng(1))
         host_noise(rule, xp)
         rng = np.random.default_rng(0)
@@ -301,7 +301,7 @@ def test_a_training_step_makes_no_host_round_trip(dev):
     device synchronisation inside a step once it has run once (allocations and plans warmed up)."""
     xp = set_backend(dev)
     net = resnet20((3, 16, 16), 10, width=4, dtype="float32")
-    rule = WeightMirror(mirror_every=1, mirror_batch_size=16)
+    rule = WeightMirror(every=1, batch_size=16)
     net.init_feedback(rule, np.random.default_rng(1))
     rng = np.random.default_rng(0)
     x = xp.asarray(rng.standard_normal((8, 3, 16, 16), dtype=np.float32))

@@ -172,7 +172,7 @@ def _setup(backend: str, model: str, rule_name: str):
     xp = set_backend(backend)
     make, shape = MODELS[model]
     net = make()
-    rule = WeightMirror(mirror_every=1, mirror_batch_size=8, seed=3) if rule_name == "wm" else get_rule(rule_name)
+    rule = WeightMirror(every=1, batch_size=8, seed=3) if rule_name == "wm" else get_rule(rule_name)
     net.init_feedback(rule, np.random.default_rng(1))
     rng = np.random.default_rng(0)
     x = xp.asarray(rng.standard_normal((6, *shape)), dtype="float32")

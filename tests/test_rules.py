@@ -182,7 +182,7 @@ def _mirror_one_layer(biases, bias_blocking, steps=6000, seed=7):
     layer.params["b"][:] = biases
     net = Network([layer, get_activation("tanh")])
     rule = WeightMirror(
-        sigma=0.5, lr_b=0.002, decay=0.002, mirror_batch_size=512, bias_blocking=bias_blocking, seed=seed
+        sigma=0.5, lr=0.002, decay=0.002, batch_size=512, bias_blocking=bias_blocking, seed=seed
     )
     net.init_feedback(rule, np.random.default_rng(seed + 1))
     start = angle(layer.params["B"], layer.W.T)
@@ -214,7 +214,7 @@ def test_weight_mirror_B_settles_at_the_predicted_multiple():
     rng = np.random.default_rng(8)
     layer = Dense(8, 5, rng=rng, dtype="float64")
     net = Network([layer, get_activation("tanh")])
-    rule = WeightMirror(sigma=0.05, lr_b=0.04, decay=0.02, mirror_batch_size=512, seed=1)
+    rule = WeightMirror(sigma=0.05, lr=0.04, decay=0.02, batch_size=512, seed=1)
     net.init_feedback(rule, rng)
     for _ in range(1500):
         rule.mirror(net)
@@ -232,7 +232,7 @@ def test_weight_mirror_normalize_divides_out_sigma_and_the_activation_slope(norm
     hidden, out = Dense(8, 6, rng=rng, dtype="float64"), Dense(6, 4, rng=rng, dtype="float64")
     net = Network([hidden, get_activation("relu"), out])
     sigma, ratio = 1.5, 2.0  # η_B / λ_B = 0.04 / 0.02
-    rule = WeightMirror(sigma=sigma, lr_b=0.04, decay=0.02, mirror_batch_size=512, normalize=normalize, seed=1)
+    rule = WeightMirror(sigma=sigma, lr=0.04, decay=0.02, batch_size=512, normalize=normalize, seed=1)
     net.init_feedback(rule, rng)
     for _ in range(1500):
         rule.mirror(net)
@@ -242,14 +242,14 @@ def test_weight_mirror_normalize_divides_out_sigma_and_the_activation_slope(norm
 
 
 def test_weight_mirror_runs_after_every_nth_step_and_validates():
-    net, rule = _net_with("wm", mirror_every=3, seed=2)
+    net, rule = _net_with("wm", every=3, seed=2)
     B0 = net.weight_layers[0].params["B"].copy()
     rule.after_step(net)
     rule.after_step(net)
     np.testing.assert_array_equal(net.weight_layers[0].params["B"], B0)
     rule.after_step(net)
     assert not np.array_equal(net.weight_layers[0].params["B"], B0)
-    with pytest.raises(ValueError, match="sigma must be > 0"):
+    with pytest.raises(ValueError, match="setting .sigma. must be > 0"):
         WeightMirror(sigma=0)
-    with pytest.raises(ValueError, match="mirror_batch_size must be a positive integer"):
-        WeightMirror(mirror_batch_size=0)
+    with pytest.raises(ValueError, match="setting .batch_size. must be >= 1"):
+        WeightMirror(batch_size=0)

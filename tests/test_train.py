@@ -94,11 +94,11 @@ def test_bad_input_is_reported_clearly():
         Dataset("toy", x, y + 5, x, y, n_classes=2)
     with pytest.raises(ValueError, match="labels must be integers"):
         Dataset("toy", x, y.astype(float), x, y, n_classes=2)
-    with pytest.raises(ValueError, match="unknown learning rule 'sgd'"):
+    with pytest.raises(ValueError, match="setting 'rule' must be one of bp, fa, ss, wm, kp; got 'sgd'"):
         TrainConfig(rule="sgd")
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+    with pytest.raises(ValueError, match="setting 'epochs' must be >= 1, got 0"):
         TrainConfig(epochs=0)
-    with pytest.raises(ValueError, match="learning rate must be a finite number > 0"):
+    with pytest.raises(ValueError, match="setting 'lr' must be > 0, got -1"):
         train(TrainConfig(lr=-1, **SMALL), data=Dataset("toy", x, y, x, y, n_classes=2), progress=False)
 
 
@@ -107,7 +107,7 @@ def test_bad_input_is_reported_clearly():
     [
         ({"epochs": "1"}, r"'epochs' must be an integer, got '1' \(str\)"),
         ({"epochs": 1.7}, r"'epochs' must be an integer, got 1.7"),
-        ({"lr": None}, r"'lr' must be a number, got None"),
+        ({"lr": float("inf")}, r"'lr' must be > 0, got inf"),
         ({"lr": "0.1"}, r"'lr' must be a number"),
         ({"seed": 1.5}, r"'seed' must be an integer"),
         ({"hidden": 8}, r"'hidden' must be a list of integers, got 8"),
@@ -115,13 +115,17 @@ def test_bad_input_is_reported_clearly():
         ({"milestones": 3}, r"'milestones' must be a list of numbers"),
         ({"wm_normalize": "false"}, r"'wm_normalize' must be true or false, got 'false'"),
         ({"rule": 3}, r"'rule' must be text"),
-        ({"dtype": "int32"}, "dtype must be float32 or float64, got 'int32'"),
-        ({"gamma": -1.0}, "gamma, the step schedule's factor, must be a finite number > 0"),
-        ({"milestones": [-5]}, r"milestones must be epochs >= 0, got \[-5.0\]"),
-        ({"milestones": [float("nan")]}, "milestones must be epochs >= 0"),
-        ({"diverge_factor": 0.0}, "diverge_factor must be > 1"),
-        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
-        ({"rule": "bp", "wm_decay": 5.0}, r"weight mirror decay must lie in \[0, 1\)"),
+        ({"dtype": "int32"}, "'dtype' must be one of float32, float64; got 'int32'"),
+        ({"gamma": -1.0}, "'gamma' must be > 0, got -1.0"),
+        ({"gamma": float("inf")}, "'gamma' must be > 0, got inf"),
+        ({"milestones": [-5]}, r"'milestones' must have every item >= 0, got \[-5\]"),
+        ({"milestones": [float("nan")]}, "'milestones' must have every item >= 0"),
+        ({"diverge_factor": 0.0}, "'diverge_factor' must be > 1"),
+        ({"seed": -1}, "'seed' must be >= 0, got -1"),
+        ({"rule": "bp", "wm_decay": 5.0}, r"'wm_decay' must be in \[0, 1\), got 5.0"),
+        ({"rule": [0.5]}, r"'rule' must be text, got \[0.5\]"),
+        ({"momentum": 1.0}, r"'momentum' must be in \[0, 1\), got 1.0"),
+        ({"model": "vgg"}, "'model' must be one of mlp, cnn, resnet20, resnet18, resnet50; got 'vgg'"),
     ],
 )
 def test_settings_of_the_wrong_type_or_range_are_refused(settings, message):
@@ -176,7 +180,7 @@ def test_cli_config_file_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"unknown setting\(s\) \['epoch'\]"):
         main(["train", "--config", str(cfg), "--out", str(tmp_path)])
     assert main(["train", "--lr", "-1", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 2
-    assert "learning rate must be a finite number > 0" in capsys.readouterr().err
+    assert "setting 'lr' must be > 0, got -1" in capsys.readouterr().err
 
 
 def test_angle_is_accurate_near_zero_and_ninety():

@@ -93,7 +93,7 @@ assert abs(sigma_star / np.sqrt(0.1 / C) - 1) < 0.15
 relu_layer = Dense(12, 7, rng=np.random.default_rng(5), dtype="float64")  # rows of unequal norm
 net = Network([relu_layer, ReLU()])
 sigma, lr_b, decay = 1.0, 0.01, 0.005
-rule = minibp.get_rule("wm", sigma=sigma, lr_b=lr_b, decay=decay, mirror_batch_size=512, seed=0)
+rule = minibp.get_rule("wm", sigma=sigma, lr=lr_b, decay=decay, batch_size=512, seed=0)
 net.init_feedback(rule, np.random.default_rng(6))
 angles = []
 for _ in range(2500):
@@ -137,7 +137,7 @@ assert miss < 0.05
 def steady_angle(M, steps=800, settle=200, lam=0.05):
     layer = unit_row_layer()
     one = Network([layer, Tanh()])
-    wm = minibp.get_rule("wm", sigma=0.5, lr_b=lam, decay=lam, mirror_batch_size=M, seed=0)
+    wm = minibp.get_rule("wm", sigma=0.5, lr=lam, decay=lam, batch_size=M, seed=0)
     one.init_feedback(wm, np.random.default_rng(4))
     out = []
     for t in range(steps):

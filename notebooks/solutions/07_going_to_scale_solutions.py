@@ -130,7 +130,7 @@ print(f"B adds {feedback:,} numbers ({4 * feedback / 1e6:.0f} MB in float32); KP
 assert feedback == weights == 11_678_912
 
 # %% [markdown]
-# **Compute.** A mirror pass sends `mirror_batch_size` noise samples through every weight layer
+# **Compute.** A mirror pass sends `batch_size` noise samples through every weight layer
 # (`W y_l`) and forms the correlation `y_l y_{l+1}ᵀ` (eq 7): two products of the layer's size per
 # sample and per output position. A convolution's noise image is `k + stride·3` pixels wide, so
 # that without padding it has exactly 4×4 output positions.
@@ -143,14 +143,14 @@ for layer in net.weight_layers:
         side = layer.mirror_input_shape[1]
         positions = out_size(side, layer.k, layer.stride, 0) ** 2
         assert positions == 16
-        mirror_macs += 2 * layer.W.size * positions * wm.mirror_batch_size
+        mirror_macs += 2 * layer.W.size * positions * wm.batch_size
     else:
-        mirror_macs += 2 * layer.W.size * wm.mirror_batch_size
+        mirror_macs += 2 * layer.W.size * wm.batch_size
 step_macs = 256 * (3 * engine - hand["stem"])
-overhead = mirror_macs / wm.mirror_every / step_macs
+overhead = mirror_macs / wm.every / step_macs
 print(
     f"one mirror pass {mirror_macs / 1e9:.1f} GMACs; a training step of 256 images {step_macs / 1e12:.2f} TMACs; "
-    f"mirroring every {wm.mirror_every}th step adds {overhead:.2%}"
+    f"mirroring every {wm.every}th step adds {overhead:.2%}"
 )
 assert overhead < 0.01
 

@@ -1,0 +1,50 @@
+"""How many BLAS threads a training step gets: one for small work, the library's own count otherwise.
+
+A small network's matrix products take microseconds, less than it takes BLAS threads to wake
+up and meet. On a machine whose other cores are busy the threads also wait for a core, and a
+step can take several times as long as on one thread. So a run whose step is small is limited
+to one BLAS thread for its duration (through threadpoolctl); a larger one keeps the count the
+library chose (``OPENBLAS_NUM_THREADS`` and the like still set it). ``benchmarks/bench_threads.py``
+measures where the boundary lies.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from .backend import get_array_module
+from .layers.conv import Conv2D
+from .network import Network
+
+#: multiply-adds of one training step's forward pass below which one BLAS thread is used
+ONE_THREAD_BELOW = 50e6
+
+
+def forward_macs(net: Network, x: Any) -> int:
+    """Multiply-adds of the weight layers in a forward pass of ``x`` (matrix products only)."""
+    net.forward(x, train=False)
+    total = 0
+    for layer in net.weight_layers:
+        if isinstance(layer, Conv2D):
+            n, _, h, w = layer.x.shape
+            ho = (h + 2 * layer.padding - layer.k) // layer.stride + 1
+            wo = (w + 2 * layer.padding - layer.k) // layer.stride + 1
+            total += n * ho * wo * layer.W.size
+        else:
+            total += layer.x.shape[0] * layer.W.size
+    return total
+
+
+def blas_threads_for(net: Network, example: Any, batch_size: int) -> AbstractContextManager[Any]:
+    """A context in which ``net``'s training steps on batches of ``batch_size`` run: one BLAS thread
+    when a step's forward products (measured on ``example``, a batch of one) are below
+    :data:`ONE_THREAD_BELOW` multiply-adds, else the BLAS library's own thread count.
+    On a GPU backend, nothing changes."""
+    if get_array_module(example).__name__ != "numpy":
+        return nullcontext()
+    if forward_macs(net, example) * batch_size >= ONE_THREAD_BELOW:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    return threadpool_limits(limits=1, user_api="blas")
