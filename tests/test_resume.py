@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from minibp import TrainConfig, compare, train
+from minibp import RULES, TrainConfig, compare, train
 from minibp.checkpoint import read_meta, save_checkpoint
 from minibp.cli import main
 from minibp.data import load_digits
@@ -50,7 +50,7 @@ def digits():
     return load_digits(flatten=False)
 
 
-@pytest.mark.parametrize("rule", ["bp", "fa", "ss", "wm", "kp"])
+@pytest.mark.parametrize("rule", list(RULES))
 def test_ctrl_c_then_resume_equals_an_uninterrupted_run(rule, digits, tmp_path):
     cfg = TrainConfig(rule=rule, wm_every=3, **SMALL)
     net_ref, ref = train(cfg, data=digits, progress=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import cmp
@@ -169,6 +171,22 @@ def test_transposing_rule_estimates_sigma2_WT():
     np.testing.assert_allclose(layer.params["B"], 0.9 * B0 + 0.3 * est, rtol=1e-10)
 
 
+def test_dense_mirror_update_is_the_fast_path_of_the_generic_eq7_update():
+    """Dense.mirror_update folds lr / N into y_{l+1}; it must give the generic eq (7) update's B."""
+    from minibp.layers.base import WeightLayer
+
+    rng = np.random.default_rng(11)
+    fast, generic = (Dense(9, 5, rng=np.random.default_rng(3), dtype="float64") for _ in range(2))
+    B0 = rng.standard_normal((9, 5))
+    fast.params["B"], generic.params["B"] = fast.as_feedback(B0), generic.as_feedback(B0)
+    pre = rng.standard_normal((32, 9))
+    post = np.tanh(fast.mirror_forward(pre, bias=False))
+    fast.mirror_update(pre, post, lr=0.7, decay=0.2)
+    WeightLayer.mirror_update(generic, pre, post, lr=0.7, decay=0.2)
+    assert not np.allclose(fast.params["B"], B0)
+    np.testing.assert_allclose(fast.params["B"], generic.params["B"], rtol=1e-12, atol=1e-14)
+
+
 def _mirror_one_layer(biases, bias_blocking, steps=6000, seed=7):
     """Mirror a single tanh layer from a random B; returns the angle ∠(B, Wᵀ) before and after.
 
@@ -253,3 +271,45 @@ def test_weight_mirror_runs_after_every_nth_step_and_validates():
         WeightMirror(sigma=0)
     with pytest.raises(ValueError, match="setting .batch_size. must be >= 1"):
         WeightMirror(batch_size=0)
+
+
+def test_a_rule_is_one_class_whose_settings_reach_the_config_the_flags_and_the_run(tmp_path, monkeypatch):
+    """The README's "Adding a learning rule": one class with a setting, and nothing else, gives a rule
+    that get_rule builds, TrainConfig checks, the command line trains and a run folder records."""
+    import dataclasses
+
+    from minibp import cli, config, rules, runs
+    from minibp.settings import setting
+
+    try:
+
+        @dataclasses.dataclass(kw_only=True)
+        class ScaledFeedbackAlignment(rules.FeedbackAlignment):
+            name, label, title = "sfa", "sFA", "feedback alignment with a rescaled random B (eq 3)"
+            scale: float = setting(1.0, "factor on the random B's standard deviation", gt=0)
+
+            def init_feedback(self, layer, rng):
+                super().init_feedback(layer, rng)
+                layer.params["B"] *= self.scale
+
+        assert rules.RULES["sfa"] is ScaledFeedbackAlignment
+        cfg_cls = config.make_train_config()  # TrainConfig as it is made at import, with sfa registered
+        for module in (config, cli, runs):
+            monkeypatch.setattr(module, "TrainConfig", cfg_cls)
+        assert get_rule("sfa", scale=2.0).scale == 2.0
+        with pytest.raises(ValueError, match="setting 'sfa_scale' must be > 0, got -1"):
+            cfg_cls(rule="sfa", sfa_scale=-1)
+        with pytest.raises(ValueError, match="setting 'scale' must be > 0"):
+            ScaledFeedbackAlignment(scale=0)
+        rule = cfg_cls(rule="sfa", sfa_scale=3.0).make_rule()
+        net, fa = _net_with("fa", seed=4)
+        net2 = mlp([6, 8, 7, 4], "tanh", seed=4, dtype="float64")
+        net2.init_feedback(rule, np.random.default_rng(5))
+        np.testing.assert_allclose(net2.weight_layers[0].B, 3.0 * net.weight_layers[0].B)  # same draw, × 3
+        argv = ["train", "--rule", "sfa", "--sfa-scale", "2.5", "--epochs", "1", "--hidden", "8"]
+        assert cli.main([*argv, "--probe-size", "16", "--out", str(tmp_path), "--quiet"]) == 0
+        saved = json.loads((tmp_path / "sfa" / "config.json").read_text())
+        assert saved["rule"] == "sfa" and saved["sfa_scale"] == 2.5
+    finally:
+        rules.RULES.pop("sfa", None)
+    assert "sfa" not in rules.RULES

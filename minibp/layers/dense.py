@@ -97,8 +97,9 @@ class Dense(WeightLayer):
         return (pre.T @ post) / pre.shape[0]  # eq (7): δ_l δ_{l+1}ᵀ = y_l y_{l+1}ᵀ (eq 6), batch mean
 
     def mirror_update(self, pre: Array, post: Array, lr: float, decay: float) -> None:
-        # the base class's update with the factor lr / N folded into the small (N, n_out)
-        # array y_{l+1} before the product, so B is touched in two passes, not four
+        """The fast path of the generic eq (7) update (:meth:`WeightLayer.mirror_update`), with the
+        same result up to rounding: the factor ``lr / N`` is folded into the small ``(N, n_out)``
+        array ``y_{l+1}`` before the product, so ``B`` is touched in two passes, not four."""
         Bt = self.params["B"].T  # B is stored in W's memory order: Bᵀ is the contiguous view
         Bt *= 1 - decay  # weight decay keeps ‖B‖ bounded (Section 4.1)
         Bt += (post * (lr / pre.shape[0])).T @ pre  # eq (7): η_B mean(y_l y_{l+1}ᵀ), transposed
