@@ -35,9 +35,9 @@ RUNTIME_SETTINGS = ("backend", "data_dir", "workers", "log_every", "checkpoint_e
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"lr": 0.05, "epochs": 100, "batch_size": 32, "weight_decay": 5e-3},
     "cnn": {"lr": 0.01, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3},
-    "resnet20": {"lr": 0.05, "epochs": 20, "batch_size": 64, "weight_decay": 5e-3},
-    "resnet18": {"lr": 0.05, "epochs": 20, "batch_size": 64, "weight_decay": 5e-3},
-    "resnet50": {"lr": 0.05, "epochs": 20, "batch_size": 64, "weight_decay": 5e-3},
+    "resnet20": {"lr": 0.05, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3},
+    "resnet18": {"lr": 0.05, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3},
+    "resnet50": {"lr": 0.05, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3},
 }
 
 

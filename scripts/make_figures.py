@@ -17,8 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from minibp.plots import load_runs, plot_comparison, plot_paper_figures
 from minibp import TrainConfig, compare
+from minibp.plots import load_runs, plot_comparison, plot_paper_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 

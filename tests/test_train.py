@@ -145,6 +145,39 @@ def test_a_new_run_refuses_milestones_after_its_last_epoch(tmp_path):
     assert not tmp_path.joinpath("bp").exists()
 
 
+def test_each_model_takes_its_own_defaults_and_given_values_win():
+    from minibp.config import MODEL_DEFAULTS
+
+    for model, defaults in MODEL_DEFAULTS.items():
+        cfg = TrainConfig(model=model)
+        assert {k: getattr(cfg, k) for k in defaults} == defaults
+    assert TrainConfig(model="cnn").lr != TrainConfig().lr  # the MLP's 0.05 made FA and WM diverge on the CNN
+    assert TrainConfig(model="cnn", lr=0.05, epochs=3).lr == 0.05
+    assert TrainConfig(model="cnn", lr=0.05, epochs=3).epochs == 3
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"model": "cnn", "hidden": [8]}, r"--hidden applies to --model mlp only, and the model is 'cnn'"),
+        ({"model": "cnn", "activation": "rectified_tanh"}, r"--activation applies to --model mlp only"),
+        ({"model": "mlp", "width": 8}, r"--width applies to --model cnn\|resnet20\|resnet18\|resnet50 only"),
+        ({"model": "cnn", "bn": "before"}, r"--bn applies to --model resnet20\|resnet18\|resnet50 only"),
+        ({"schedule": "cosine", "milestones": [1]}, r"milestones \[1.0\] apply to the step schedule only"),
+    ],
+)
+def test_settings_a_run_would_ignore_are_refused(settings, message, tmp_path):
+    """Contradictory flags stop a new run with a message instead of being ignored; a config that only
+    repeats the defaults (as every saved config.json does) is fine."""
+    cfg = TrainConfig(**{**SMALL, "hidden": (256, 256), **settings})
+    with pytest.raises(ValueError, match=message):
+        cfg.check_new_run()
+    flags = [x for k, v in settings.items() for x in (f"--{k}", *map(str, v if isinstance(v, list) else [v]))]
+    assert main(["train", *flags, "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 2
+    assert not any(tmp_path.iterdir())
+    TrainConfig(model="cnn", hidden=(256, 256), activation="relu", width=0, bn="after").check_new_run()
+
+
 def test_settings_are_read_as_their_types():
     cfg = TrainConfig(epochs=2.0, lr=1, hidden=[8, 4.0], milestones=[1], schedule="step", wm_normalize=np.bool_(True))
     assert (cfg.epochs, cfg.lr, cfg.hidden, cfg.milestones, cfg.wm_normalize) == (2, 1.0, (8, 4), (1.0,), True)
@@ -223,3 +256,35 @@ def test_presets_layer_under_config_and_flags(tmp_path):
     assert main([*args, "--out", str(one), *small]) == 0
     kp = json.loads((one / "kp" / "config.json").read_text())
     assert (kp["lr"], kp["weight_decay"], kp["momentum"]) == (0.1, 0.002, 0.0)
+
+
+@pytest.mark.parametrize("rule", ["bp", "wm", "kp"])
+def test_train_step_is_forward_loss_feedback_update_and_after_step(rule):
+    """minibp.train_step, against its five parts called by hand on a twin network: the same loss,
+    output, weights, feedback weights and momentum (KP's B moves with W; WM mirrors every step)."""
+    from minibp import SoftmaxCrossEntropy, get_rule, mlp, train_step
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 6)), rng.integers(0, 4, 16)
+    nets, rules, opts = [], [], []
+    for _ in range(2):
+        nets.append(mlp([6, 8, 4], "relu", seed=3, dtype="float64"))
+        rules.append(get_rule(rule, every=1, batch_size=8) if rule == "wm" else get_rule(rule))
+        nets[-1].init_feedback(rules[-1], np.random.default_rng(1))
+        opts.append(SGD(0.1, momentum=0.9, weight_decay=1e-2))
+    loss_fn = SoftmaxCrossEntropy()
+    for _ in range(3):
+        step = train_step(nets[0], rules[0], loss_fn, opts[0], x, y)
+        out = nets[1].forward(x)
+        loss, dout = loss_fn(out, y)
+        nets[1].backward(dout, rules[1])
+        opts[1].step(nets[1].param_layers)
+        rules[1].after_step(nets[1])
+        assert float(step.loss) == float(loss)
+        np.testing.assert_array_equal(step.output, out)
+    for a, b in zip(nets[0].weight_layers, nets[1].weight_layers):
+        assert a.params.keys() == b.params.keys()
+        for key in a.params:
+            np.testing.assert_array_equal(a.params[key], b.params[key])
+    assert opts[0].velocity.keys() == opts[1].velocity.keys() and opts[0].velocity
+    assert rules[0].state() == rules[1].state()

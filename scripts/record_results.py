@@ -1,0 +1,116 @@
+"""Run a ``minibp train`` or ``minibp compare`` command and keep its small artefacts, so that a reader can
+re-plot and check every training number the READMEs give.
+
+    python scripts/record_results.py digits-cnn -- compare --model cnn
+
+runs ``minibp compare --model cnn --out runs/results/digits-cnn --quiet`` (resuming it if it
+was interrupted) and copies into ``benchmarks/results/digits-cnn/``:
+
+* each rule's ``metrics.jsonl`` and ``config.json`` (``<rule>/``), and the comparison's
+  ``summary.json`` and ``compare.json``: no checkpoints;
+* ``provenance.json``: the command, the minibp commit (and whether the tree had changes), the
+  date, the machine, the Python, NumPy and scikit-learn versions, and the name and SHA-256 of
+  every data file the run read;
+* ``table.txt``: what the command printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from minibp.data import ALIASES
+from minibp.data.cifar import CIFAR10
+from minibp.data.files import locate, sha256_of
+from minibp.data.imagenet_small import source as imagenet_small_source
+from minibp.data.mnist import FASHION_MNIST, MNIST
+
+ROOT = Path(__file__).resolve().parent.parent
+KEPT = ("metrics.jsonl", "config.json")
+
+
+def data_files(dataset: str, data_dir: str) -> dict[str, str]:
+    """Each file the dataset is read from, as ``path → SHA-256``."""
+    dataset = ALIASES.get(dataset, dataset)
+    if dataset == "digits":
+        import sklearn  # noqa: PLC0415
+
+        path = resources.files("sklearn.datasets") / "data" / "digits.csv.gz"
+        return {f"sklearn {sklearn.__version__}: datasets/data/digits.csv.gz": sha256_of(Path(str(path)))}
+    if dataset == "teacher":
+        return {}  # drawn from the seed: no file
+    sources = {"mnist": MNIST, "fashion-mnist": FASHION_MNIST, "cifar10": CIFAR10}
+    if dataset in ("imagenet32", "imagenet64"):
+        sources[dataset] = imagenet_small_source(int(dataset[-2:]))
+    if dataset not in sources:
+        raise SystemExit(f"record_results: no list of files for dataset {dataset!r}")
+    src = sources[dataset]
+    found = locate(src.subdir, src.files, data_dir or None, gunzipped_ok=src.gunzipped_ok)
+    return {str(path): sha256_of(path) for path in found.values() if path is not None}
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="the results folder: benchmarks/results/NAME")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the minibp command (train|compare ...)")
+    args = p.parse_args(argv)
+    command = [c for c in args.command if c != "--"]
+    if not command or command[0] not in ("train", "compare"):
+        p.error("give the minibp command after --, e.g. -- compare --model cnn")
+    if "--out" in command:
+        p.error("leave out --out: the run goes to runs/results/NAME")
+    out = ROOT / "runs" / "results" / args.name
+    run = [sys.executable, "-m", "minibp", *command, "--out", str(out), "--quiet"]
+    if any(out.glob("*/checkpoint.npz")):
+        run.append("--resume")
+    printed = subprocess.run(run, capture_output=True, text=True, check=False)
+    sys.stderr.write(printed.stderr)
+    if printed.returncode != 0:
+        return printed.returncode
+    dest = ROOT / "benchmarks" / "results" / args.name
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    configs = sorted(out.glob("*/config.json"))
+    for config in configs:
+        (dest / config.parent.name).mkdir()
+        for name in KEPT:
+            shutil.copy2(config.parent / name, dest / config.parent.name / name)
+    for name in ("summary.json", "compare.json"):
+        if (out / name).is_file():
+            shutil.copy2(out / name, dest / name)
+    settings = json.loads(configs[0].read_text())
+    import sklearn  # noqa: PLC0415
+
+    provenance = {
+        "command": "minibp " + " ".join(command),
+        "commit": git("rev-parse", "HEAD"),
+        "tree_had_changes": bool(git("status", "--porcelain", "--", "minibp")),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "data_files_sha256": data_files(settings["dataset"], settings.get("data_dir", "")),
+    }
+    (dest / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    (dest / "table.txt").write_text(printed.stdout)
+    print(printed.stdout, end="")
+    print(f"kept: {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
