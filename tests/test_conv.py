@@ -1,11 +1,13 @@
-"""Convolutional networks: conv, batch norm, pooling and residual blocks against finite
-differences and naive loops; the five rules on convolutions; the ResNets' shapes."""
+"""Convolutional networks: batch norm, pooling and residual blocks against finite differences and
+naive loops; the five rules on convolutions; the ResNets' shapes. (The convolution itself, its
+routes and its gradients: test_convolution.py.)"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import check_grad, cmp
+from conftest import check_grad
+from test_convolution import channel_major
 
 from minibp import SGD, TrainConfig, angle, get_rule, matrix_angles, train
 from minibp.data import load_digits
@@ -18,93 +20,16 @@ from minibp.layers import (
     GlobalAvgPool,
     MaxPool2D,
     ReLU,
-    Residual,
-    Sequential,
     Tanh,
     basic_block,
     bottleneck_block,
 )
-from minibp.layers import conv as conv_module
-from minibp.layers.conv import conv2d, conv2d_transpose, conv2d_weight_grad, im2col
+from minibp.layers.conv import conv2d_transpose, conv2d_weight_grad
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.models import lenet, resnet18, resnet20, resnet50
 from minibp.network import Network
 from minibp.rules import WeightMirror
 from minibp.train import build_model
-
-CONV_CASES = [(1, 0), (1, 1), (2, 0), (2, 1), (3, 2)]  # (stride, padding)
-
-
-def naive_conv(x, W, stride, padding):
-    """Eq (1) on each output position, one at a time."""
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    n, _, h, w = xp.shape
-    co, _, k, _ = W.shape
-    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    y = np.zeros((n, co, ho, wo))
-    for r in range(ho):
-        for c in range(wo):
-            patch = xp[:, :, r * stride : r * stride + k, c * stride : c * stride + k]
-            y[:, :, r, c] = np.tensordot(patch, W, axes=([1, 2, 3], [1, 2, 3]))
-    return y
-
-
-@pytest.mark.parametrize(("stride", "padding"), CONV_CASES)
-def test_fast_convolution_matches_a_naive_loop(stride, padding):
-    rng = np.random.default_rng(stride * 10 + padding)
-    x = rng.standard_normal((3, 2, 9, 8))
-    W = rng.standard_normal((4, 2, 3, 3))
-    y = conv2d(x, W, stride, padding)
-    ref = naive_conv(x, W, stride, padding)
-    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12, err_msg=cmp("conv", y, ref))
-    # the transposed convolution is the adjoint: <conv(x), d> = <x, convᵀ(d)>
-    d = rng.standard_normal(y.shape)
-    lhs, rhs = np.sum(y * d), np.sum(x * conv2d_transpose(d, W, x.shape, stride, padding))
-    assert abs(lhs - rhs) < 1e-10 * abs(lhs)
-    # the weight gradient is the adjoint in W: <conv(x; W'), d> = <W', dW>
-    W2 = rng.standard_normal(W.shape)
-    assert (
-        abs(
-            np.sum(conv2d(x, W2, stride, padding) * d) - np.sum(W2 * conv2d_weight_grad(x, d, W.shape, stride, padding))
-        )
-        < 1e-9
-    )
-
-
-@pytest.mark.parametrize(("c_in", "c_out"), [(2, 3), (3, 2), (4, 1), (3, 3)])
-@pytest.mark.parametrize(("stride", "padding"), CONV_CASES)
-def test_transposed_convolution_is_the_adjoint_of_the_convolution(c_in, c_out, stride, padding):
-    """⟨conv(x, F), δ⟩ = ⟨x, convᵀ(δ, F)⟩ on both of convᵀ's routes: stride 1 with no more
-    channels out than in takes the flipped-kernel convolution, the rest col2im."""
-    rng = np.random.default_rng(11)
-    x, F = rng.standard_normal((2, c_in, 7, 6)), rng.standard_normal((c_out, c_in, 3, 3))
-    y = conv2d(x, F, stride, padding)
-    delta = rng.standard_normal(y.shape)
-    dx = conv2d_transpose(delta, F, x.shape, stride, padding)
-    assert dx.shape == x.shape
-    assert abs(np.sum(y * delta) - np.sum(x * dx)) < 1e-10 * np.sum(np.abs(y * delta))
-
-
-@pytest.mark.parametrize(("stride", "padding"), CONV_CASES)
-@pytest.mark.parametrize("bias", [True, False])
-def test_conv_gradients_match_finite_differences(stride, padding, bias):
-    rng = np.random.default_rng(3)
-    layer = Conv2D(2, 3, 3, stride=stride, padding=padding, bias=bias, rng=rng, dtype="float64")
-    if bias:
-        layer.params["b"][:] = rng.standard_normal(3)
-    x = rng.standard_normal((2, 2, 7, 7))
-    r = rng.standard_normal(layer.forward(x).shape)
-
-    def loss() -> float:
-        return float(np.sum(r * layer.forward(x)))
-
-    loss()
-    grads = layer.weight_grads(r)  # eq (4)
-    dx = layer.backward_input(r, layer.transpose_weight())  # eq (2)
-    check_grad(loss, layer.params["W"], grads["W"], rng)
-    check_grad(loss, x, dx, rng)
-    if bias:
-        check_grad(loss, layer.params["b"], grads["b"], rng)
 
 
 def _check_batchnorm_gradients(bn: BatchNorm, x: np.ndarray, train: bool, rng: np.random.Generator) -> None:
@@ -219,99 +144,6 @@ def test_max_pool_matches_a_loop_over_windows_with_ties(k, stride, padding):
 
 
 @pytest.mark.parametrize(
-    ("k", "padding", "c_in", "c_out"), [(3, 1, 2, 3), (3, 0, 3, 2), (5, 2, 1, 4), (1, 0, 4, 2), (2, 1, 2, 2)]
-)
-def test_column_free_weight_gradient_equals_the_im2col_product(k, padding, c_in, c_out):
-    """Eq (4) with stride 1 by shifted views of the padded grid, against δ times im2col's columns."""
-    rng = np.random.default_rng(13)
-    x = rng.standard_normal((3, c_in, 7, 5))
-    W = rng.standard_normal((c_out, c_in, k, k))
-    d = rng.standard_normal(conv2d(x, W, 1, padding).shape)
-    cols = im2col(x, k, k, 1, padding)
-    with_columns = conv2d_weight_grad(x, d, W.shape, 1, padding, cols)
-    np.testing.assert_allclose(conv2d_weight_grad(x, d, W.shape, 1, padding), with_columns, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize(
-    ("kh", "kw", "padding", "c_in", "c_out"),
-    [(3, 3, 1, 2, 3), (3, 3, 0, 3, 2), (5, 5, 2, 1, 4), (2, 3, 1, 2, 2), (3, 2, 0, 4, 1)],
-)
-def test_convolution_on_the_padded_grid_equals_the_im2col_product(monkeypatch, kh, kw, padding, c_in, c_out):
-    """Eq (1) with stride 1 from columns on the padded grid, against im2col's columns."""
-    rng = np.random.default_rng(14)
-    x = rng.standard_normal((3, c_in, 7, 5))
-    W = rng.standard_normal((c_out, c_in, kh, kw))
-    with_columns = conv2d(x, W, 1, padding, im2col(x, kh, kw, 1, padding))
-    monkeypatch.setattr(conv_module, "GRID_MAX_OVERHEAD", np.inf)
-    on_grid = conv2d(x, W, 1, padding)
-    np.testing.assert_allclose(on_grid, with_columns, rtol=1e-12, atol=1e-12)
-    # the columns live in a reused buffer: a second call must not change the first's output
-    kept = on_grid.copy()
-    conv2d(rng.standard_normal(x.shape), W, 1, padding)
-    np.testing.assert_array_equal(on_grid, kept)
-
-
-def test_the_padded_grid_is_taken_only_where_it_pays(monkeypatch):
-    """Large stride-1 images take the grid (no im2col); small ones, strided and 1×1 convolutions do not."""
-
-    def no_im2col(*args):
-        raise AssertionError("im2col was called")
-
-    rng = np.random.default_rng(15)
-    W3, W1 = rng.standard_normal((2, 2, 3, 3)), rng.standard_normal((2, 2, 1, 1))
-    big, small = rng.standard_normal((1, 2, 32, 32)), rng.standard_normal((1, 2, 8, 8))
-    want = conv2d(big, W3, 1, 1)
-    monkeypatch.setattr(conv_module, "im2col", no_im2col)
-    np.testing.assert_allclose(conv2d(big, W3, 1, 1), want, rtol=1e-12, atol=1e-12)  # (34·34)/(32·32) = 1.13
-    for x, W, stride in [(small, W3, 1), (big, W3, 2), (big, W1, 1)]:  # 8×8: (10·10)/(8·8) = 1.56
-        with pytest.raises(AssertionError, match="im2col was called"):
-            conv2d(x, W, stride, 1 if W.shape[2] == 3 else 0)
-
-
-def channel_major(a):
-    """The values of ``a`` in channel-major memory: an ``(N, C, H, W)`` view of a ``(C, N, H, W)`` array."""
-    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-
-
-def is_channel_major(a) -> bool:
-    """Whether ``a``'s memory is ordered (C, N, H, W): each axis's stride spans the next one's whole
-    extent (a slice of a channel-major array, e.g. an unpadded view, counts)."""
-    dims = [(a.strides[axis], a.shape[axis]) for axis in (1, 0, 2, 3) if a.shape[axis] > 1]  # extent-1 axes: any stride
-    return a.ndim == 4 and all(outer >= inner * n > 0 for (outer, _), (inner, n) in zip(dims, dims[1:]))
-
-
-@pytest.mark.parametrize("grid", [0.0, np.inf], ids=["im2col", "grid"])
-@pytest.mark.parametrize(("stride", "padding"), CONV_CASES)
-def test_convolutions_give_the_same_values_from_either_memory_layout(monkeypatch, grid, stride, padding):
-    """The convolutions read their input through its strides: an image in (N, C, H, W) memory and
-    the same values in channel-major memory give the same results, on every route."""
-    monkeypatch.setattr(conv_module, "GRID_MAX_OVERHEAD", grid)
-    rng = np.random.default_rng(16)
-    x, W = rng.standard_normal((3, 2, 9, 8)), rng.standard_normal((4, 2, 3, 3))
-    y = conv2d(x, W, stride, padding)
-    d = rng.standard_normal(y.shape)
-    cm_x, cm_d = channel_major(x), channel_major(d)
-    assert x.flags.c_contiguous and is_channel_major(cm_x)
-    np.testing.assert_allclose(conv2d(cm_x, W, stride, padding), y, rtol=1e-12, atol=1e-12)
-    dx = conv2d_transpose(d, W, x.shape, stride, padding)
-    np.testing.assert_allclose(conv2d_transpose(cm_d, W, x.shape, stride, padding), dx, rtol=1e-12)
-    np.testing.assert_allclose(
-        conv2d_weight_grad(cm_x, cm_d, W.shape, stride, padding),
-        conv2d_weight_grad(x, d, W.shape, stride, padding),
-        rtol=1e-12,
-    )
-
-
-def test_1x1_columns_of_a_channel_major_image_are_a_view():
-    """With stride 1 and no padding, a 1×1 kernel's columns are the image's channel rows: for a
-    channel-major image im2col's copy copies nothing, and the columns are those rows."""
-    x = channel_major(np.random.default_rng(19).standard_normal((2, 3, 4, 5)))
-    cols = im2col(x, 1, 1, 1, 0)
-    assert np.shares_memory(cols, x)
-    np.testing.assert_array_equal(cols, x.transpose(1, 0, 2, 3).reshape(3, -1))
-
-
-@pytest.mark.parametrize(
     "layer",
     [MaxPool2D(2), MaxPool2D(3, stride=2, padding=1), AvgPool2D(3, stride=1, padding=1), GlobalAvgPool()],
     ids=repr,
@@ -325,68 +157,6 @@ def test_pooling_gives_the_same_values_from_either_memory_layout(layer):
     np.testing.assert_allclose(layer.forward(channel_major(x)), y, rtol=1e-12, atol=1e-15)
     cm_dy = channel_major(dy) if dy.ndim == 4 else dy
     np.testing.assert_allclose(layer.backward(cm_dy), dx, rtol=1e-12, atol=1e-15)
-
-
-def test_a_resnet_hands_on_channel_major_memory_forward_and_back():
-    """Convolutions hand on their product's layout as a view, with no transposing copy, and batch
-    norm, ReLU, the residual sums, pooling and the errors of the backward pass keep it (see the
-    docstring of minibp.layers.conv): every image a ResNet passes along, after its first layer, is
-    channel-major in memory. The layout is a matter of speed; this guards that it holds."""
-    rng = np.random.default_rng(18)
-    net = resnet18((3, 32, 32), 5, width=4, seed=0)  # a max-pool stem, then basic blocks
-    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
-    seen = []
-
-    def record(layer, method):
-        inner = getattr(layer, method)
-
-        def wrapped(*args):
-            out = inner(*args)
-            seen.append((f"{layer!r}.{method}", out))
-            return out
-
-        setattr(layer, method, wrapped)
-
-    for layer in net.walk():
-        if isinstance(layer, Residual):
-            record(layer, "forward")  # its sum; its backward path runs inside the layers below
-        elif not isinstance(layer, Sequential):
-            record(layer, "forward")
-            record(layer, "backward_input" if layer.has_weights else "backward")
-    _, dout = SoftmaxCrossEntropy()(net.forward(x), np.array([0, 1]))
-    deltas = net.backward(dout, get_rule("bp"))
-    images = [(name, a) for name, a in seen if a.ndim == 4]
-    assert len(images) > 60 and any("backward" in name for name, _ in images)
-    for name, a in images:
-        assert is_channel_major(a), f"{name} handed on an image with strides {a.strides}, not channel-major memory"
-    assert all(is_channel_major(d) for d in deltas if d.ndim == 4)
-
-
-@pytest.mark.parametrize("stride", [1, 2])
-def test_kept_columns_change_nothing(stride):
-    # keep_columns only skips rebuilding eq (4)'s columns: outputs and feedback are bit-identical
-    # to a layer that does not keep them, and so is the weight gradient with stride 2; with
-    # stride 1 that layer takes the column-free route, the same sums in another order
-    rng = np.random.default_rng(12)
-    x = rng.standard_normal((3, 2, 6, 6)).astype(np.float32)
-    plain, kept = (
-        Conv2D(2, 4, 3, stride=stride, padding=1, rng=np.random.default_rng(0), keep_columns=keep)
-        for keep in (False, True)
-    )
-    z = plain.forward(x)
-    np.testing.assert_array_equal(kept.forward(x), z)
-    assert kept.cols is not None and plain.cols is None
-    d = rng.standard_normal(z.shape).astype(np.float32)
-    g_kept, g_plain = kept.weight_grads(d)["W"], plain.weight_grads(d)["W"]
-    if stride == 2:
-        np.testing.assert_array_equal(g_kept, g_plain)
-    else:
-        exact = conv2d_weight_grad(x.astype(np.float64), d.astype(np.float64), plain.W.shape, 1, 1)
-        for g in (g_kept, g_plain):  # float32 sums of 3·6·6 products
-            np.testing.assert_allclose(g, exact, rtol=0, atol=1e-5 * np.abs(exact).max())
-    np.testing.assert_array_equal(kept.backward_input(d, kept.W), plain.backward_input(d, plain.W))
-    kept.forward(x, train=False)
-    assert kept.cols is None  # an evaluation pass keeps nothing
 
 
 def _block_net(block, c_in, rng):
@@ -517,7 +287,7 @@ def test_weight_mirror_aligns_a_conv_layer():
     conv = Conv2D(3, 4, 3, stride=2, padding=1, rng=rng, dtype="float64")
     conv.params["b"][:] = rng.standard_normal(4)  # unequal biases: blocked in mirror mode (eq 12)
     net = Network([conv, ReLU()])
-    rule = WeightMirror(sigma=1.0, lr_b=0.01, decay=0.01, mirror_batch_size=64, seed=1)
+    rule = WeightMirror(sigma=1.0, lr=0.01, decay=0.01, batch_size=64, seed=1)
     net.init_feedback(rule, rng)
     start = angle(conv.params["B"], conv.W)
     for _ in range(1500):
@@ -539,7 +309,7 @@ def test_conv_weight_mirror_B_settles_at_the_predicted_multiple(after, normalize
     conv = Conv2D(3, 4, 3, stride=2, padding=1, rng=rng, dtype="float64")
     net = Network([conv, ReLU() if after == "relu" else BatchNorm(4, dtype="float64")])
     sigma, ratio = 1.5, 2.0  # η_B / λ_B = 0.04 / 0.02
-    rule = WeightMirror(sigma=sigma, lr_b=0.04, decay=0.02, mirror_batch_size=64, normalize=normalize, seed=1)
+    rule = WeightMirror(sigma=sigma, lr=0.04, decay=0.02, batch_size=64, normalize=normalize, seed=1)
     net.init_feedback(rule, rng)
     for _ in range(1500):
         rule.mirror(net)

@@ -265,7 +265,8 @@ def test_compare_looks_at_every_folder_before_any_rule_trains(digits, tmp_path):
     with pytest.raises(FileExistsError, match="fa holds an unfinished run"):
         compare(cfg, ["bp", "fa"], data=digits, out=tmp_path, progress=False, plot=False)
     assert not (tmp_path / "bp").exists()  # bp did not train first
-    with pytest.raises(ValueError, match=r"setting .wm_decay. must be in \[0, 1\)"):  # nor do bad WM settings wait for wm
+    # nor do bad WM settings wait for wm
+    with pytest.raises(ValueError, match=r"setting .wm_decay. must be in \[0, 1\)"):
         compare(TrainConfig(**{**SMALL, "wm_decay": 5.0}), ["bp", "wm"], data=digits, out=tmp_path, progress=False)
     assert not (tmp_path / "bp").exists()
 

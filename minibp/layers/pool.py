@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..backend import get_array_module
 from .base import Array, Layer
-from .conv import channel_major_full, channel_major_pad
+from .conv_routes import channel_major_full, channel_major_pad
 
 
 def _windows(x: Array, k: int, stride: int, padding: int, fill: float) -> Array:
