@@ -63,7 +63,7 @@ class RunSettings:
 
     rule: str = setting("bp", "learning rule", choices=lambda: RULES)
     dataset: str = setting("digits", "dataset", choices=lambda: [*DATASETS, *ALIASES])
-    model: str = setting("mlp", "model: mlp, cnn (LeNet-style), resnet20, resnet18, resnet50", choices=MODELS)
+    model: str = setting("mlp", "model (cnn is LeNet-style; the ResNets are He et al. 2016's)", choices=MODELS)
     hidden: tuple[int, ...] = setting((256, 256), "hidden layer sizes of the MLP", ge=1, item=int)
     activation: str = setting("relu", "hidden activation of the MLP", choices=lambda: sorted(set(ACTIVATIONS)))
     width: int = setting(
