@@ -13,16 +13,8 @@ import numpy as np
 import pytest
 
 from minibp.data.base import epoch_order
-from minibp.data.imagenet import (
-    MEAN,
-    STD,
-    ImageDecodeError,
-    ImageFolder,
-    find_imagenet,
-    load_image,
-    load_imagenet,
-    random_resized_crop,
-)
+from minibp.data.imagenet import ImageDecodeError, ImageFolder, find_imagenet, load_imagenet
+from minibp.data.imagenet_transforms import MEAN, STD, load_image, random_resized_crop
 
 Image = pytest.importorskip("PIL.Image")
 

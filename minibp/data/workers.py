@@ -1,11 +1,16 @@
 """The worker pool of the ImageNet folder loader: processes that build whole batches in shared memory.
 
+This module is the parent's side: starting the workers, the shared-memory blocks, the jobs in
+flight, a worker's death, and shutdown. What runs inside a worker is in
+:mod:`minibp.data.worker_process`, which imports nothing from here.
+
 :class:`~minibp.data.imagenet.ImageFolder` hands the pool one batch at a time (image names under a
 folder, labels, augmentation); the pool picks the least loaded worker process and the worker
 builds the whole batch with the ``fill`` function the pool was given
-(:func:`minibp.data.imagenet.fill_batch`: decode, augment, normalise). The worker entry,
-:func:`_worker_main`, and ``fill`` are module-level functions of importable modules, so that a
-worker started by ``forkserver`` or ``spawn`` can import them by qualified name.
+(:func:`minibp.data.imagenet_transforms.fill_batch`: decode, augment, normalise). The worker entry,
+:func:`~minibp.data.worker_process._worker_main`, and ``fill`` are module-level functions of
+importable modules, so that a worker started by ``forkserver`` or ``spawn`` can import them by
+qualified name.
 
 Transport: batches travel back through shared memory (``multiprocessing.shared_memory``) that the
 consumer receives without a copy: a block is reused only once the array handed out over it has
@@ -49,13 +54,14 @@ import os
 import signal
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing import connection, shared_memory
 from typing import Any
 
 import numpy as np
+
+from .worker_process import _worker_main
 
 __all__ = ["default_start_method", "default_workers"]
 
@@ -78,7 +84,7 @@ def default_start_method() -> str:
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
-# --------------------------------------------------------------------------- the worker side
+# --------------------------------------------------------------------------- what the pool is asked for
 
 
 @dataclass(frozen=True)
@@ -92,106 +98,6 @@ class _Spec:
     names: list[str]
     labels: np.ndarray
     augment: Any
-
-
-class _Cancelled(Exception):
-    """Raised by a ``fill`` function when its ``stop()`` says the batch is no longer wanted."""
-
-
-def _attach(name: str) -> shared_memory.SharedMemory:
-    """Open an existing block without registering it with the resource tracker where Python allows."""
-    try:
-        return shared_memory.SharedMemory(name=name, track=False)  # type: ignore[call-arg]  # 3.13+
-    except TypeError:
-        return shared_memory.SharedMemory(name=name)
-
-
-def _build(
-    out: np.ndarray,
-    paths: list[str],
-    augment: Any,
-    stop: Any,
-    job: int,
-    fill: Callable[..., None],
-    error: type[Exception],
-) -> tuple[Any, ...]:
-    """Fill ``out`` in a worker with ``fill(out, paths, augment, stop)``; the reply that says how it went."""
-    try:
-        fill(out, paths, augment, stop)
-    except _Cancelled:
-        return ("cancelled", job)
-    except error as err:
-        return ("error", job, str(err))
-    return ("done", job)
-
-
-def _worker_main(conn: connection.Connection, fill: Callable[..., None], error: type[Exception]) -> None:
-    """A worker process: build the batches its pipe asks for, until told to stop or the parent dies.
-
-    ``fill(out, paths, augment, stop)`` decodes a batch (raising :class:`_Cancelled` once ``stop()``
-    is true); an ``error`` it raises is reported, any other exception ends the worker.
-
-    Messages in: ``("batch", job, generation, shm name or None, shape, dtype, folder, names, augment)``,
-    ``("cancel", generation)``, ``None`` (stop). Out: ``("done", job, via_pipe)`` (followed by the
-    raw bytes when ``via_pipe``), ``("cancelled", job)``, ``("error", job, message)``.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training loop's to handle
-    parent = mp.parent_process()
-    watch: list[Any] = [conn] + ([parent.sentinel] if parent is not None else [])
-    queue: deque[tuple[Any, ...]] = deque()
-    cancelled: set[int] = set()
-    stopping = False
-    scratch: dict[tuple[tuple[int, ...], str], np.ndarray] = {}  # the pipe transport's batch buffer
-
-    def read_available() -> None:
-        nonlocal stopping
-        while not stopping and conn.poll():
-            msg = conn.recv()
-            if msg is None:
-                stopping = True
-            elif msg[0] == "cancel":
-                cancelled.add(msg[1])
-            else:
-                queue.append(msg)
-
-    try:
-        while not stopping:
-            if not queue:
-                if conn not in connection.wait(watch):
-                    return  # the parent died
-                read_available()
-                continue
-            _, job, gen, shm_name, shape, dtype, folder, names, augment = queue.popleft()
-            paths = [os.path.join(folder, n) for n in names]
-            if gen in cancelled:
-                conn.send(("cancelled", job))
-                continue
-            block = _attach(shm_name) if shm_name is not None else None
-            try:
-                if block is not None:
-                    out = np.ndarray(shape, dtype=dtype, buffer=block.buf)
-                else:
-                    if (shape, dtype) not in scratch:
-                        scratch.clear()  # one reusable buffer, for the latest batch shape
-                        scratch[(shape, dtype)] = np.empty(shape, dtype=dtype)
-                    out = scratch[(shape, dtype)]
-
-                def stop(gen: int = gen) -> bool:
-                    read_available()
-                    return stopping or gen in cancelled
-
-                reply = _build(out, paths, augment, stop, job, fill, error)
-                if reply[0] == "done":
-                    reply = (*reply, block is None)
-                conn.send(reply)
-                if reply[0] == "done" and block is None:
-                    conn.send_bytes(out.reshape(-1).view(np.uint8))
-                out = None
-            finally:
-                if block is not None:
-                    block.close()
-    except (EOFError, BrokenPipeError, ConnectionResetError):
-        return  # the parent went away
 
 
 # --------------------------------------------------------------------------- the worker pool (main process)
@@ -279,7 +185,7 @@ class _Pool:
         self.broken: str | None = None
         ctx = mp.get_context(start_method)
         if start_method == "forkserver":
-            ctx.set_forkserver_preload(["__main__", __name__, fill.__module__])
+            ctx.set_forkserver_preload(["__main__", _worker_main.__module__, fill.__module__])
         if transport != "pipe":
             from multiprocessing import resource_tracker
 
