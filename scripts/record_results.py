@@ -8,7 +8,7 @@ was interrupted) and copies into ``benchmarks/results/digits-cnn/``:
 
 * each rule's ``metrics.jsonl`` and ``config.json`` (``<rule>/``), and the comparison's
   ``summary.json`` and ``compare.json``: no checkpoints;
-* ``provenance.json``: the command, the minibp commit (and whether the tree had changes), the
+* ``provenance.json``: the command, the minibp commit(s) (and whether the tree had changes), the
   date, the machine, the Python, NumPy and scikit-learn versions, and the name and SHA-256 of
   every data file the run read;
 * ``table.txt``: what the command printed.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -58,6 +59,17 @@ def data_files(dataset: str, data_dir: str) -> dict[str, str]:
     return {str(path): sha256_of(path) for path in found.values() if path is not None}
 
 
+def machine() -> str:
+    """The processor's name and core count, and the system."""
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        lines = info.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
 def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
@@ -81,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     if printed.returncode != 0:
         return printed.returncode
     dest = ROOT / "benchmarks" / "results" / args.name
+    commits = [git("rev-parse", "HEAD")]
+    if "--resume" in run and (dest / "provenance.json").is_file():  # the run was begun at an earlier commit
+        earlier = json.loads((dest / "provenance.json").read_text()).get("commits", [])
+        commits = [c for c in earlier if c != commits[0]] + commits
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     configs = sorted(out.glob("*/config.json"))
@@ -96,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
 
     provenance = {
         "command": "minibp " + " ".join(command),
-        "commit": git("rev-parse", "HEAD"),
+        "commits": commits,  # the minibp commit(s) that trained it, first to last (a resumed run may span two)
         "tree_had_changes": bool(git("status", "--porcelain", "--", "minibp")),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {platform.system()} {platform.release()}",
+        "machine": machine(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,

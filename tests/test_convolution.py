@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import check_grad, cmp
+from conftest import CONV_CASES, channel_major, check_grad, cmp, naive_conv
 
 from minibp import get_rule
 from minibp.layers import Conv2D, Residual, Sequential
@@ -16,7 +16,6 @@ from minibp.layers.conv_routes import ROUTES, col2im, im2col, pick_route, scratc
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.models import resnet18
 
-CONV_CASES = [(1, 0), (1, 1), (2, 0), (2, 1), (3, 2)]  # (stride, padding)
 SHAPES = {  # (input shape, kernel shape)
     "3x3": ((3, 2, 9, 8), (4, 2, 3, 3)),
     "3x3-fewer-out": ((2, 3, 7, 6), (2, 3, 3, 3)),
@@ -38,30 +37,11 @@ def route_cases(op: str, cases: list[tuple[int, int]], fast_only: bool = False) 
     ]
 
 
-def channel_major(a):
-    """The values of ``a`` in channel-major memory: an ``(N, C, H, W)`` view of a ``(C, N, H, W)`` array."""
-    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-
-
 def is_channel_major(a) -> bool:
     """Whether ``a``'s memory is ordered (C, N, H, W): each axis's stride spans the next one's whole
     extent (a slice of a channel-major array, e.g. an unpadded view, counts)."""
     dims = [(a.strides[axis], a.shape[axis]) for axis in (1, 0, 2, 3) if a.shape[axis] > 1]  # extent-1 axes: any stride
     return a.ndim == 4 and all(outer >= inner * n > 0 for (outer, _), (inner, n) in zip(dims, dims[1:]))
-
-
-def naive_conv(x, W, stride, padding):
-    """Eq (1) on each output position, one at a time."""
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    n, _, h, w = xp.shape
-    co, _, kh, kw = W.shape
-    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
-    y = np.zeros((n, co, ho, wo))
-    for r in range(ho):
-        for c in range(wo):
-            patch = xp[:, :, r * stride : r * stride + kh, c * stride : c * stride + kw]
-            y[:, :, r, c] = np.tensordot(patch, W, axes=([1, 2, 3], [1, 2, 3]))
-    return y
 
 
 def operands(shape: str, stride: int, padding: int, seed: int = 0):

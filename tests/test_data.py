@@ -1,4 +1,5 @@
-"""The dataset readers, file search, downloads and error messages, on tiny files written in each format.
+"""The dataset readers, file search, downloads and error messages, on tiny files written in each format
+(and the fixed split of the digits bundled with scikit-learn).
 
 No test touches the network: ``minibp.data.files.urlopen`` is replaced for every test,
 by default with one that fails as an offline machine does.
@@ -29,6 +30,7 @@ from minibp.data import (
     imagenet_small,
     load_cifar10,
     load_dataset,
+    load_digits,
     load_fashion_mnist,
     load_imagenet32,
     load_imagenet64,
@@ -571,6 +573,17 @@ def test_corrupt_imagenet_files_are_named(tmp_path: Path, case: str, says: str) 
     with pytest.raises(CorruptDataFile) as err:
         load_imagenet32(tmp_path, n_train_files=1, download=False)
     assert str(path) in str(err.value) and says in str(err.value)
+
+
+# ----------------------------------------------------------------------------- digits (scikit-learn's, bundled)
+
+
+def test_digits_split_is_fixed_and_clean(digits):
+    again = load_digits()
+    assert digits.x_train.shape == (1437, 64) and digits.x_test.shape == (360, 64)
+    np.testing.assert_array_equal(digits.y_test, again.y_test)
+    assert 0 <= digits.x_train.min() and digits.x_train.max() <= 1
+    assert set(np.unique(digits.y_train)) == set(range(10))
 
 
 # ----------------------------------------------------------------------------- teacher

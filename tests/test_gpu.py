@@ -6,8 +6,8 @@ Every test here is marked ``gpu`` and skipped where CuPy or a CUDA GPU is missin
 ``conftest.py``); ``-m "not gpu"`` leaves them out. With ``MINIBP_GPU_TESTS_BACKEND=guard`` they run
 on the guard backend (``minibp.testing``) instead, which checks this file's own code on a machine
 without a GPU. The CPU-side checks these build on (finite differences, naive loops, each rule's
-equation) live in test_layers.py, test_conv.py and test_rules.py: agreeing with the NumPy backend
-carries them over to the GPU.
+equation) live in test_dense.py, test_activations_losses.py, test_convolution.py, test_norm_pool.py,
+test_residual.py and test_rules.py: agreeing with the NumPy backend carries them over to the GPU.
 
 The float32 comparison needs full float32 matrix products: ``CUPY_TF32`` must be unset or ``0``
 (CuPy reads it once, before its first float32 matmul); the test says so and skips otherwise.
@@ -21,12 +21,20 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import cmp, gpu_backend
-from test_conv import CONV_CASES, _conv_net, naive_conv
-from test_guard import LAYERS, _state, _step, layer_outputs
-from test_rules import _batch, _net_with
+from conftest import (
+    CONV_CASES,
+    LAYERS,
+    cmp,
+    conv_net_with_rule,
+    gpu_backend,
+    layer_outputs,
+    mlp_batch,
+    mlp_with_rule,
+    naive_conv,
+    state_arrays,
+)
 
-from minibp import SGD, get_rule, set_backend, to_numpy
+from minibp import SGD, get_rule, set_backend, to_numpy, train_step
 from minibp.layers import Conv2D, Dense, GlobalAvgPool, ReLU, basic_block, bottleneck_block
 from minibp.layers.conv import conv2d, conv2d_transpose, conv2d_weight_grad
 from minibp.losses import MeanSquaredError, SoftmaxCrossEntropy
@@ -176,7 +184,7 @@ def test_residual_blocks_agree_with_the_cpu(dev, block, bn):
         x = xp.asarray(rng.standard_normal((3, blk.main.layers[0].c_in, 6, 6)))
         loss, dout = SoftmaxCrossEntropy()(net.forward(x), xp.asarray(np.array([0, 2, 1])))
         dx = net.backward_path(dout, get_rule("bp"), True, {})
-        return [loss, dx, [dict(layer.grads) for layer in net.param_layers], _state(net)]
+        return [loss, dx, [dict(layer.grads) for layer in net.param_layers], state_arrays(net)]
 
     cpu, gpu = both(dev, run)
     assert_close(cpu, gpu, what=block)
@@ -195,13 +203,13 @@ def test_losses_agree_with_the_cpu(dev, loss_cls):
 
 def _mlp_case(rule_name: str, xp: Any) -> tuple[Network, Any, Any, Any]:
     opts = {"every": 1, "batch_size": 16} if rule_name == "wm" else {}
-    net, rule = _net_with(rule_name, **opts)
-    x, y = _batch()
+    net, rule = mlp_with_rule(rule_name, **opts)
+    x, y = mlp_batch()
     return net, rule, xp.asarray(x), xp.asarray(y)
 
 
 def _conv_case(rule_name: str, xp: Any) -> tuple[Network, Any, Any, Any]:
-    net, rule, x, y = _conv_net(rule_name)
+    net, rule, x, y = conv_net_with_rule(rule_name)
     if isinstance(rule, WeightMirror):
         rule.every, rule.batch_size = 1, 16
     return net, rule, xp.asarray(x), xp.asarray(y)
@@ -225,7 +233,7 @@ def test_rules_agree_with_the_cpu_over_training_steps(dev, rule_name, case):
             opt.step(net.param_layers)
             rule.after_step(net)
         out.append([rule.feedback_matrix(layer) for layer in net.weight_layers])
-        return [*out, _state(net)]
+        return [*out, state_arrays(net)]
 
     cpu, gpu = both(dev, run)
     assert_close(cpu, gpu, rtol=1e-9, atol=1e-12, what=rule_name)
@@ -236,7 +244,7 @@ def test_metrics_agree_with_the_cpu(dev):
         net, rule, x, y = _conv_case("fa", xp)
         loss_fn = SoftmaxCrossEntropy()
         ma, da = matrix_angles(net, rule), delta_angles(net, rule, x, y, loss_fn)
-        return [ma, da, accuracy(net.forward(x, train=False), y), angle(x, x * 2), _state(net)]
+        return [ma, da, accuracy(net.forward(x, train=False), y), angle(x, x * 2), state_arrays(net)]
 
     cpu, gpu = both(dev, run)
     assert isinstance(gpu[0][0], float) and gpu[3] == pytest.approx(0.0, abs=1e-6)
@@ -286,9 +294,9 @@ def test_one_resnet_step_agrees_with_the_cpu_in_float32(dev, rule_name):
         rng = np.random.default_rng(0)
         x = xp.asarray(rng.standard_normal((8, 3, 16, 16), dtype=np.float32))
         y = xp.asarray(rng.integers(0, 10, 8))
-        loss = _step(net, rule, SGD(0.1, momentum=0.9, weight_decay=1e-4), SoftmaxCrossEntropy(), x, y)
+        loss = train_step(net, rule, SoftmaxCrossEntropy(), SGD(0.1, momentum=0.9, weight_decay=1e-4), x, y).loss
         grads = [g for layer in net.param_layers for g in layer.grads.values()]
-        return [loss, *grads, *_state(net)]
+        return [loss, *grads, *state_arrays(net)]
 
     cpu, gpu = both(dev, run)
     errors = [rel_error(g, c) for g, c in zip(gpu, cpu, strict=True)]
@@ -307,12 +315,12 @@ def test_a_training_step_makes_no_host_round_trip(dev):
     x = xp.asarray(rng.standard_normal((8, 3, 16, 16), dtype=np.float32))
     y = xp.asarray(rng.integers(0, 10, 8))
     opt, loss_fn = SGD(0.1, momentum=0.9, weight_decay=1e-4), SoftmaxCrossEntropy()
-    _step(net, rule, opt, loss_fn, x, y)
+    train_step(net, rule, loss_fn, opt, x, y)
     if dev == "guard":
         from minibp.testing import count_transfers
 
         with count_transfers() as transfers:
-            _step(net, rule, opt, loss_fn, x, y)
+            train_step(net, rule, loss_fn, opt, x, y)
         assert transfers.count == 0
         return
     import cupyx
@@ -322,7 +330,7 @@ def test_a_training_step_makes_no_host_round_trip(dev):
         pytest.skip("this CuPy has no cupyx.allow_synchronize (removed after its deprecation in v10)")
     xp.cuda.Device().synchronize()
     with no_sync(False):
-        loss = _step(net, rule, opt, loss_fn, x, y)
+        loss = train_step(net, rule, loss_fn, opt, x, y).loss
     assert np.isfinite(to_numpy(loss))
 
 

@@ -10,19 +10,10 @@ import operator
 
 import numpy as np
 import pytest
+from conftest import LAYERS, layer_outputs, state_arrays
 
 import minibp
-from minibp import SGD, get_backend, get_rule, set_backend, to_numpy
-from minibp.layers import (
-    AvgPool2D,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Flatten,
-    GlobalAvgPool,
-    MaxPool2D,
-    get_activation,
-)
+from minibp import SGD, get_backend, get_rule, set_backend, to_numpy, train_step
 from minibp.layers.conv import im2col
 from minibp.losses import MeanSquaredError, SoftmaxCrossEntropy
 from minibp.metrics import accuracy, angle, delta_angles, matrix_angles
@@ -180,20 +171,6 @@ def _setup(backend: str, model: str, rule_name: str):
     return net, rule, x, y
 
 
-def _step(net, rule, opt, loss_fn, x, y):
-    """One training step as ``minibp.train`` runs it; returns the loss (a device array)."""
-    out = net.forward(x)  # eq (1)
-    loss, dout = loss_fn(out, y)
-    net.backward(dout, rule)  # eqs (2)-(4), (17)
-    opt.step(net.param_layers)  # eqs (16)-(17)
-    rule.after_step(net)  # eqs (6)-(7) for the weight mirror (every step here)
-    return loss
-
-
-def _state(net) -> list[np.ndarray]:
-    return [to_numpy(a) for layer in net.walk() for d in (layer.params, layer.buffers) for a in d.values()]
-
-
 # every rule on the three small networks; the bottleneck blocks (and BN before ReLU) under bp and wm
 STEP_CASES = [(m, r) for m in MODELS for r in RULES if not m.startswith("resnet50") or r in ("bp", "wm")]
 
@@ -209,13 +186,13 @@ def test_training_steps_stay_on_the_device(model, rule_name):
         loss_fn = SoftmaxCrossEntropy()
         with count_transfers() as transfers:
             for _ in range(2):
-                loss = _step(net, rule, opt, loss_fn, x, y)
+                loss = train_step(net, rule, loss_fn, opt, x, y).loss
             evaluation = net.forward(x, train=False)  # batch norm's running statistics
         if backend == "guard":
             assert transfers.count == 0
             assert isinstance(loss, GuardArray) and loss.ndim == 0
             assert all(isinstance(p, GuardArray) for layer in net.param_layers for p in layer.params.values())
-        runs[backend] = [to_numpy(loss), to_numpy(evaluation), *_state(net)]
+        runs[backend] = [to_numpy(loss), to_numpy(evaluation), *state_arrays(net)]
     for ref, dev in zip(runs["numpy"], runs["guard"], strict=True):
         np.testing.assert_array_equal(dev, ref)
 
@@ -227,51 +204,11 @@ def test_losses_and_plain_sgd_stay_on_the_device(loss_fn, momentum):
     for backend in ("numpy", "guard"):
         net, rule, x, y = _setup(backend, "mlp", "kp")
         with count_transfers() as transfers:
-            loss = _step(net, rule, SGD(0.1, momentum=momentum, weight_decay=0.01), loss_fn, x, y)
+            loss = train_step(net, rule, loss_fn, SGD(0.1, momentum=momentum, weight_decay=0.01), x, y).loss
         assert transfers.count == 0
-        runs[backend] = [to_numpy(loss), *_state(net)]
+        runs[backend] = [to_numpy(loss), *state_arrays(net)]
     for ref, dev in zip(runs["numpy"], runs["guard"], strict=True):
         np.testing.assert_array_equal(dev, ref)
-
-
-# every layer type, made in a given dtype, with the shape of its input (test_gpu.py reuses this)
-LAYERS = {
-    "dense": (lambda dtype: Dense(5, 3, rng=np.random.default_rng(0), dtype=dtype), (4, 5)),
-    "conv s2 p1": (
-        lambda dtype: Conv2D(2, 3, 3, stride=2, padding=1, rng=np.random.default_rng(0), dtype=dtype),
-        (2, 2, 7, 6),
-    ),
-    "conv s1 p0": (lambda dtype: Conv2D(3, 2, 3, rng=np.random.default_rng(1), dtype=dtype), (2, 3, 5, 5)),
-    "batchnorm 2d": (lambda dtype: BatchNorm(5, dtype=dtype), (4, 5)),
-    "batchnorm 4d": (lambda dtype: BatchNorm(2, dtype=dtype), (3, 2, 4, 4)),
-    "maxpool 3/2/1": (lambda dtype: MaxPool2D(3, stride=2, padding=1), (2, 3, 7, 7)),
-    "avgpool 3/1/1": (lambda dtype: AvgPool2D(3, stride=1, padding=1), (2, 3, 5, 5)),
-    "global avgpool": (lambda dtype: GlobalAvgPool(), (2, 3, 4, 4)),
-    "flatten": (lambda dtype: Flatten(), (2, 3, 4, 4)),
-    **{name: (lambda dtype, name=name: get_activation(name), (4, 6)) for name in minibp.layers.ACTIVATIONS},
-}
-
-
-def layer_outputs(xp, name: str, train: bool, dtype: str) -> list:
-    """Forward, backward (and for weight layers: weight gradients and mirror mode) of ``LAYERS[name]``
-    on random inputs drawn on the host and copied to ``xp``."""
-    make, shape = LAYERS[name]
-    layer = make(dtype)
-    rng = np.random.default_rng(5)
-    x = xp.asarray(rng.standard_normal(shape), dtype=dtype)
-    y = layer.forward(x, train)
-    g = xp.asarray(rng.standard_normal(y.shape), dtype=dtype)
-    if not layer.has_weights:
-        return [y, layer.backward(g)]
-    noise = xp.asarray(rng.standard_normal((3, *layer.mirror_input_shape)), dtype=dtype)
-    post = layer.mirror_forward(noise, True)
-    return [
-        y,
-        layer.backward_input(g, layer.transpose_weight()),
-        *layer.weight_grads(g).values(),
-        post,
-        layer.mirror_correlation(noise, post),
-    ]
 
 
 @pytest.mark.parametrize("train", [True, False])
@@ -307,13 +244,6 @@ def test_metrics_convert_explicitly_once_per_number():
 
 
 # --------------------------------------------------------------------------- the trainer under the guard
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from minibp.data import load_digits
-
-    return load_digits()
 
 
 @pytest.mark.parametrize("rule_name", list(RULES))

@@ -47,6 +47,7 @@ class InterruptAt:
 
 @pytest.fixture(scope="module")
 def digits():
+    """The digits as 1×8×8 images (this file's own: conftest's ``digits`` are flat)."""
     return load_digits(flatten=False)
 
 

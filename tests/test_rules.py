@@ -1,35 +1,111 @@
-"""Each learning rule against its equation: FA (3), SS, KP (13)-(18), WM (5)-(7), (11)-(12)."""
+"""Each learning rule against its equation: BP (2), FA (3), SS, KP (13)-(18), WM (5)-(7), (11)-(12).
+
+The properties every weight layer must have are written once and run on both kinds of network
+(the ``kind`` fixture): a dense MLP, and a small convolutional network (two convolutions and a
+dense output layer). A dense ``B`` has the shape of ``Wᵀ``; a convolution's ``B`` is a kernel of
+``W``'s shape that the transposed convolution reads. The helpers below compute each side of an
+equation without the layer's own feedback methods.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
-from conftest import cmp
+from conftest import cmp, conv_net_with_rule, mlp_batch, mlp_with_rule
 
-from minibp import SGD, angle, get_rule, matrix_angles, mlp
-from minibp.layers import Dense, get_activation
+from minibp import SGD, angle, get_rule, matrix_angles, mlp, train_step
+from minibp.layers import BatchNorm, Conv2D, Dense, get_activation
+from minibp.layers.conv import conv2d_transpose, conv2d_weight_grad
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.network import Network
 from minibp.rules import RULES, WeightMirror
 
-
-def _net_with(rule_name, seed=0, sizes=(6, 8, 7, 4), activation="tanh", **opts):
-    net = mlp(list(sizes), activation, seed=seed, dtype="float64")
-    rule = get_rule(rule_name, **opts)
-    net.init_feedback(rule, np.random.default_rng(seed + 1))
-    return net, rule
+# --------------------------------------------------------------------------- two kinds of network
 
 
-def _batch(seed=0, n=12, d=6, k=4):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, d)), rng.integers(0, k, n)
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A kind of network, for the properties that every weight layer must have."""
+
+    name: str  # "dense": an MLP 6-9-8-4; "conv": two convolutions and a dense output layer
+    mirror_layer: tuple[int, int]  # a single mirrored layer's inputs and outputs (units, or channels)
+    mirror_batch_size: int  # noise samples per mirror batch: vectors, or images of 16 patches each
+
+    def net(self, rule_name):
+        """A float64 network of tanh units under ``rule_name`` (feedback weights drawn) and a batch ``(x, y)``."""
+        if self.name == "dense":
+            return (*mlp_with_rule(rule_name, sizes=(6, 9, 8, 4)), *mlp_batch())
+        return conv_net_with_rule(rule_name)
+
+    def layer(self, n_in, n_out, rng):
+        """One float64 weight layer: ``Dense(n_in, n_out)``, or a 3×3 convolution ``n_in → n_out`` channels."""
+        if self.name == "dense":
+            return Dense(n_in, n_out, rng=rng, dtype="float64")
+        return Conv2D(n_in, n_out, 3, stride=2, padding=1, rng=rng, dtype="float64")
 
 
-def _deltas(net, rule, x, y):
-    _, dout = SoftmaxCrossEntropy()(net.forward(x), y)
-    return net.backward(dout, rule)
+@pytest.fixture(params=[Kind("dense", (8, 5), 512), Kind("conv", (3, 4), 64)], ids=lambda kind: kind.name)
+def kind(request) -> Kind:
+    return request.param
+
+
+def transposed(layer, W):
+    """``W`` in the layout of ``B``, without the layer's help: ``Wᵀ`` for a dense layer; for a
+    convolution the kernel as it is (the transposed convolution reads it unflipped)."""
+    return W.T if isinstance(layer, Dense) else W
+
+
+def fed_back(layer, F, delta, in_shape):
+    """``F δ_{l+1}`` at the layer's input (of shape ``in_shape``): the matrix product one example at a
+    time for a dense layer, the transposed convolution with the kernel ``F`` for a convolution."""
+    if isinstance(layer, Dense):
+        return np.stack([F @ d for d in delta])  # the paper's column vectors
+    return conv2d_transpose(delta, F, in_shape, layer.stride, layer.padding)
+
+
+def weight_gradient(layer, y_l, delta):
+    """Eq (4)'s ``δ_{l+1} y_lᵀ`` summed over the batch (for a kernel, over every patch too)."""
+    if isinstance(layer, Dense):
+        return delta.T @ y_l
+    return conv2d_weight_grad(y_l, delta, layer.W.shape, layer.stride, layer.padding)
+
+
+def xiao_scale(layer):
+    """Sign-symmetry's fixed scale (Xiao et al. 2018): ``1/√fan_in`` dense, ``√(2/(k²·C_out))`` for a kernel."""
+    if isinstance(layer, Dense):
+        return 1 / np.sqrt(layer.fan_in)
+    return np.sqrt(2 / (layer.k**2 * layer.c_out))
+
+
+def forward_and_back(net, rule, x):
+    """The input ``y_l`` of every weight layer (the forward path run layer by layer), and ``δ`` at the
+    output of every weight layer from ``rule``'s feedback path, started from a random output error.
+
+    (Not a softmax's: its rows sum to 0, which would hide a feedback error along the all-ones
+    direction and make exact zeros, all rounding, wherever a row of sign(W)ᵀ is constant.)"""
+    inputs, h = [], x
+    for layer in net.layers:
+        if layer.has_weights:
+            inputs.append(h)
+        h = layer.forward(h)
+    return inputs, net.backward(np.random.default_rng(7).standard_normal(h.shape), rule)
+
+
+def assert_deltas_follow(net, inputs, deltas, F_of):
+    """Eqs (2)-(3): ``δ_l = φ'(y_l) ⊙ F_{l+1} δ_{l+1}`` at every weight layer but the last, with
+    ``F_{l+1} = F_of(layer l+1)`` and tanh' = 1 − y² (``y_l`` is the input of layer l+1: the tanh's
+    output, flattened before a dense layer)."""
+    layers = net.weight_layers
+    for k in range(len(layers) - 1):
+        above, y_k = layers[k + 1], inputs[k + 1]
+        expected = ((1 - y_k**2) * fed_back(above, F_of(above), deltas[k + 1], y_k.shape)).reshape(deltas[k].shape)
+        np.testing.assert_allclose(deltas[k], expected, rtol=1e-12, err_msg=cmp("δ", deltas[k], expected))
+
+
+# --------------------------------------------------------------------------- the feedback path, eqs (2)-(3)
 
 
 def test_rules_are_selectable_by_name():
@@ -43,112 +119,111 @@ def test_rules_are_selectable_by_name():
 
 
 @pytest.mark.parametrize("name", ["fa", "wm", "kp"])
-def test_feedback_delta_is_phi_prime_times_B_delta(name):
+def test_feedback_delta_is_phi_prime_times_B_delta(kind, name):
     """Eq (3): δ_l = φ'(y_l) ⊙ B_{l+1} δ_{l+1}, with the layer's own B: fixed and random for FA,
-    learned for WM and KP (here a B made unlike both Wᵀ and sign(Wᵀ), so no other feedback passes)."""
-    net, rule = _net_with(name)
+    learned for WM and KP (here a B made unlike both Wᵀ and sign(Wᵀ), so no other feedback passes).
+    For a convolution B is a kernel of W's shape and B δ the transposed convolution with it."""
+    net, rule, x, _ = kind.net(name)
     for layer in net.weight_layers:  # B's signs disagree with Wᵀ's: sign-symmetric feedback would differ
-        layer.params["B"][:] = -layer.W.T * np.random.default_rng(0).uniform(0.5, 2, layer.W.T.shape)
-    x, y = _batch()
-    deltas = _deltas(net, rule, x, y)
-    dense = net.weight_layers
-    acts = [layer for layer in net.layers if not layer.has_weights]
-    for k in range(len(dense) - 1):
-        B = dense[k + 1].params["B"]
-        y_k = acts[k].y  # output of the activation after dense[k]
-        expected = np.stack([(1 - y_k[n] ** 2) * (B @ deltas[k + 1][n]) for n in range(len(x))])  # tanh' = 1 - y²
-        np.testing.assert_allclose(deltas[k], expected, rtol=1e-12, err_msg=cmp("δ", deltas[k], expected))
+        WT = transposed(layer, layer.W)
+        assert layer.params["B"].shape == WT.shape and not np.allclose(layer.params["B"], WT)  # as drawn
+        layer.params["B"][:] = -WT * np.random.default_rng(0).uniform(0.5, 2, WT.shape)
+    inputs, deltas = forward_and_back(net, rule, x)
+    assert_deltas_follow(net, inputs, deltas, lambda layer: layer.params["B"])
 
 
-def test_bp_delta_uses_W_transpose():
-    """Eq (2): δ_l = φ'(y_l) ⊙ W_{l+1}ᵀ δ_{l+1}."""
-    net, rule = _net_with("bp")
-    x, y = _batch()
-    deltas = _deltas(net, rule, x, y)
-    W = net.weight_layers[-1].W
-    y_l = net.layers[-2].y
-    np.testing.assert_allclose(deltas[-2], (1 - y_l**2) * (deltas[-1] @ W), rtol=1e-12)
+def test_bp_delta_uses_W_transpose(kind):
+    """Eq (2): δ_l = φ'(y_l) ⊙ W_{l+1}ᵀ δ_{l+1}. The feedback matrix is W itself, read in place (for a
+    kernel, the very array): every matrix angle is exactly 0."""
+    net, rule, x, _ = kind.net("bp")
+    inputs, deltas = forward_and_back(net, rule, x)
+    assert_deltas_follow(net, inputs, deltas, lambda layer: transposed(layer, layer.W))
+    assert matrix_angles(net, rule) == [0.0] * len(net.weight_layers)
+    for layer in net.weight_layers:
+        assert np.shares_memory(rule.feedback_matrix(layer), layer.W)  # weight transport
+        if isinstance(layer, Conv2D):
+            assert rule.feedback_matrix(layer) is layer.W
 
 
-def test_fa_B_never_changes_and_W_update_is_eq4():
-    net, rule = _net_with("fa")
-    B0 = [layer.params["B"].copy() for layer in net.weight_layers]
-    W0 = [layer.W.copy() for layer in net.weight_layers]
-    x, y = _batch()
-    deltas = _deltas(net, rule, x, y)
-    ys = [x] + [layer.y for layer in net.layers if not layer.has_weights]
-    SGD(0.1).step(net.param_layers)
-    for layer, b0, w0, d, y_l in zip(net.weight_layers, B0, W0, deltas, ys):
-        np.testing.assert_array_equal(layer.params["B"], b0)
-        np.testing.assert_allclose(layer.W, w0 - 0.1 * d.T @ y_l, rtol=1e-12)  # eq (4): ΔW = −η δ yᵀ
+def test_ss_feeds_back_only_signs_at_a_fixed_scale(kind):
+    """Sign-symmetry (Xiao et al. 2018): F = sign(W)ᵀ times a scale fixed by the layer's shape alone,
+    1/√fan_in for a dense layer and √(2/(k²·C_out)) for a kernel; δ follows eq (3) with that F."""
+    net, rule, x, _ = kind.net("ss")
+    for layer in net.weight_layers:
+        F = rule.feedback_matrix(layer)
+        np.testing.assert_array_equal(F, np.sign(transposed(layer, layer.W)) * xiao_scale(layer))
+        assert set(np.unique(np.abs(F))) == {xiao_scale(layer)}
+    inputs, deltas = forward_and_back(net, rule, x)
+    assert_deltas_follow(net, inputs, deltas, lambda layer: np.sign(transposed(layer, layer.W)) * xiao_scale(layer))
 
 
 @pytest.mark.parametrize("name", ["fa", "wm", "kp", "ss"])
-def test_only_backprop_reads_W_magnitudes_in_the_feedback_path(name):
+def test_only_backprop_reads_W_magnitudes_in_the_feedback_path(kind, name):
     """Rescaling W's entries (keeping signs) changes backprop's feedback but no other rule's."""
-    net, rule = _net_with(name)
+    net, rule, _, _ = kind.net(name)
     before = [np.array(rule.feedback_matrix(layer)) for layer in net.weight_layers]
     for layer in net.weight_layers:
         layer.params["W"] *= np.random.default_rng(5).uniform(0.1, 3.0, layer.W.shape)  # same signs, new sizes
     after = [np.array(rule.feedback_matrix(layer)) for layer in net.weight_layers]
     for b, a in zip(before, after):
         np.testing.assert_array_equal(a, b)
-    bp, rule_bp = _net_with("bp")
+    bp, rule_bp, _, _ = kind.net("bp")
     f0 = np.array(rule_bp.feedback_matrix(bp.weight_layers[0]))
     bp.weight_layers[0].params["W"] *= 2
     assert not np.array_equal(rule_bp.feedback_matrix(bp.weight_layers[0]), f0)
 
 
-def test_ss_feeds_back_only_signs_at_a_fixed_scale():
-    net, rule = _net_with("ss")
-    for layer in net.weight_layers:
-        F = rule.feedback_matrix(layer)
-        np.testing.assert_array_equal(F, np.sign(layer.W.T) / np.sqrt(layer.fan_in))
-        assert set(np.unique(np.abs(F))) == {1 / np.sqrt(layer.fan_in)}
-    x, y = _batch()
-    deltas = _deltas(net, rule, x, y)
-    top = net.weight_layers[-1]
-    y_l = net.layers[-2].y
-    expected = (1 - y_l**2) * (deltas[-1] @ (np.sign(top.W) / np.sqrt(top.fan_in)))
-    np.testing.assert_allclose(deltas[-2], expected, rtol=1e-12)
+# --------------------------------------------------------------------------- the forward update (4), KP (13)-(18)
+
+
+def test_fa_B_never_changes_and_W_update_is_eq4(kind):
+    net, rule, x, _ = kind.net("fa")
+    B0 = [layer.params["B"].copy() for layer in net.weight_layers]
+    W0 = [layer.W.copy() for layer in net.weight_layers]
+    inputs, deltas = forward_and_back(net, rule, x)
+    SGD(0.1).step(net.param_layers)
+    for layer, b0, w0, d, y_l in zip(net.weight_layers, B0, W0, deltas, inputs):
+        np.testing.assert_array_equal(layer.params["B"], b0)
+        np.testing.assert_allclose(layer.W, w0 - 0.1 * weight_gradient(layer, y_l, d), rtol=1e-12)  # ΔW = −η δ yᵀ
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_kp_difference_decays_exactly(momentum):
-    """Eqs (13)-(18): with identical updates and decay λ = η·wd, W − Bᵀ shrinks by (1 − λ) per step
-    without momentum; with it (minibp's addition) by the heavy-ball recursion of the decay alone."""
-    net, rule = _net_with("kp", sizes=(6, 9, 8, 4))
+def test_kp_difference_decays_exactly(kind, momentum):
+    """Eqs (13)-(18): B gets exactly W's update (in B's layout), so with decay λ = η·wd, W − Bᵀ shrinks
+    by (1 − λ) per step without momentum; with it (minibp's addition) by the heavy-ball recursion of
+    the decay alone."""
+    net, rule, x, y = kind.net("kp")
     lr, wd, steps = 0.05, 0.3, 25
     opt = SGD(lr, momentum=momentum, weight_decay=wd)
     lam = lr * wd
-    d0 = [np.linalg.norm(layer.W - layer.params["B"].T) for layer in net.weight_layers]
-    rng = np.random.default_rng(4)
+    d0 = [np.linalg.norm(transposed(layer, layer.W) - layer.params["B"]) for layer in net.weight_layers]
     for _ in range(steps):
-        x = rng.standard_normal((16, 6))
-        y = rng.integers(0, 4, 16)
-        _deltas(net, rule, x, y)
-        opt.step(net.param_layers)
+        train_step(net, rule, SoftmaxCrossEntropy(), opt, x, y)
+    v, d = 0.0, 1.0  # heavy ball on ½·wd·‖D‖²: the same linear recursion for every entry of D
+    for t in range(steps):
+        v = wd * d if t == 0 else momentum * v + wd * d
+        d -= lr * v
+    if momentum == 0:
+        assert abs(d - (1 - lam) ** steps) < 1e-12
     for layer, n0 in zip(net.weight_layers, d0):
-        D = layer.W - layer.params["B"].T
+        D = transposed(layer, layer.W) - layer.params["B"]
         if momentum == 0:
             assert abs(np.linalg.norm(D) - (1 - lam) ** steps * n0) < 1e-10  # eqs (13)-(14)
-        else:  # heavy ball on ½·wd·‖D‖²: the same linear recursion for every entry of D
-            v, d = 0.0, 1.0
-            for t in range(steps):
-                v = wd * d if t == 0 else momentum * v + wd * d
-                d -= lr * v
-            assert abs(np.linalg.norm(D) - abs(d) * n0) < 1e-10
+        assert abs(np.linalg.norm(D) - abs(d) * n0) < 1e-10, (np.linalg.norm(D), abs(d) * n0)
     assert max(matrix_angles(net, rule)) < 90
 
 
-def test_kp_B_gradient_is_eq17():
-    """ΔB = −η y_l δ_{l+1}ᵀ (eq 17), computed from B's own input y_l and teaching signal δ_{l+1}."""
-    net, rule = _net_with("kp")
-    x, y = _batch()
-    deltas = _deltas(net, rule, x, y)
-    ys = [x] + [layer.y for layer in net.layers if not layer.has_weights]
-    for layer, d, y_l in zip(net.weight_layers, deltas, ys):
-        np.testing.assert_allclose(layer.grads["B"], y_l.T @ d, rtol=1e-12)
+def test_kp_B_gradient_is_eq17(kind):
+    """ΔB = −η y_l δ_{l+1}ᵀ (eq 17), computed from B's own input y_l and teaching signal δ_{l+1}: W's
+    gradient (eq 4) in B's layout, transposed for a dense layer, the kernel's own for a convolution."""
+    net, rule, x, _ = kind.net("kp")
+    inputs, deltas = forward_and_back(net, rule, x)
+    for layer, d, y_l in zip(net.weight_layers, deltas, inputs):
+        np.testing.assert_allclose(layer.grads["B"], transposed(layer, weight_gradient(layer, y_l, d)), rtol=1e-12)
+        np.testing.assert_array_equal(layer.grads["B"], transposed(layer, layer.grads["W"]))
+
+
+# --------------------------------------------------------------------------- the weight mirror, eqs (5)-(12)
 
 
 def test_transposing_rule_estimates_sigma2_WT():
@@ -187,6 +262,22 @@ def test_dense_mirror_update_is_the_fast_path_of_the_generic_eq7_update():
     np.testing.assert_allclose(fast.params["B"], generic.params["B"], rtol=1e-12, atol=1e-14)
 
 
+def test_conv_mirror_correlation_is_eq7_whether_or_not_it_reuses_the_forward_columns():
+    # mirror_forward keeps the noise's columns for eq (7); the correlation must equal the
+    # weight-gradient product with y_{l+1} in the place of delta, divided by the patches, and
+    # must not reuse columns of other noise
+    rng = np.random.default_rng(9)
+    conv = Conv2D(2, 3, 3, stride=2, rng=rng, dtype="float64")
+    noise, other = rng.standard_normal((2, 5, 2, 9, 9))
+    post = conv.mirror_forward(noise, bias=False)
+    want = conv2d_weight_grad(noise, post, conv.W.shape, 2, 0) / (5 * 4 * 4)
+    np.testing.assert_array_equal(conv.mirror_correlation(noise, post), want)  # reused columns
+    np.testing.assert_array_equal(conv.mirror_correlation(noise, post), want)  # rebuilt: nothing kept
+    conv.mirror_forward(noise, bias=False)
+    want_other = conv2d_weight_grad(other, post, conv.W.shape, 2, 0) / (5 * 4 * 4)
+    np.testing.assert_array_equal(conv.mirror_correlation(other, post), want_other)
+
+
 def _mirror_one_layer(biases, bias_blocking, steps=6000, seed=7):
     """Mirror a single tanh layer from a random B; returns the angle ∠(B, Wᵀ) before and after.
 
@@ -199,9 +290,7 @@ def _mirror_one_layer(biases, bias_blocking, steps=6000, seed=7):
     layer.params["W"] /= np.linalg.norm(layer.W, axis=1, keepdims=True)
     layer.params["b"][:] = biases
     net = Network([layer, get_activation("tanh")])
-    rule = WeightMirror(
-        sigma=0.5, lr=0.002, decay=0.002, batch_size=512, bias_blocking=bias_blocking, seed=seed
-    )
+    rule = WeightMirror(sigma=0.5, lr=0.002, decay=0.002, batch_size=512, bias_blocking=bias_blocking, seed=seed)
     net.init_feedback(rule, np.random.default_rng(seed + 1))
     start = angle(layer.params["B"], layer.W.T)
     for _ in range(steps):
@@ -227,40 +316,64 @@ def test_weight_mirror_without_bias_blocking_is_skewed_by_unequal_biases():
     assert end > 5, end
 
 
-def test_weight_mirror_B_settles_at_the_predicted_multiple():
-    """Eq (11) with decay: B → (η_B/λ_B) σ² φ'(0) Wᵀ (φ = tanh, φ'(0) = 1, small σ)."""
-    rng = np.random.default_rng(8)
-    layer = Dense(8, 5, rng=rng, dtype="float64")
-    net = Network([layer, get_activation("tanh")])
-    rule = WeightMirror(sigma=0.05, lr=0.04, decay=0.02, batch_size=512, seed=1)
+MIRROR_CASES = {  # (what follows the layer, σ, normalize, φ'_s: the mean slope of φ over the noise)
+    "tanh-small-sigma": ("tanh", 0.05, False, 1.0),  # eqs (8)-(10): tanh is linear near 0, φ'(0) = 1
+    "relu": ("relu", 1.5, False, 0.5),  # half the Gaussian inputs pass
+    "batchnorm": ("batchnorm", 1.5, False, 1.0),  # batch norm follows: mirror mode's φ is the identity
+    "relu-normalize": ("relu", 1.5, True, None),  # σ² φ'_s divided out
+}
+
+
+@pytest.mark.parametrize(("after", "sigma", "normalize", "slope"), MIRROR_CASES.values(), ids=MIRROR_CASES.keys())
+def test_weight_mirror_B_settles_at_the_predicted_multiple(kind, after, sigma, normalize, slope):
+    """Eqs (11)-(12) with decay: the Hebbian term averages η_B σ² φ'_s Wᵀ, so a single layer's B
+    settles at (η_B/λ_B) σ² φ'_s Wᵀ, aligned from a random start whatever the (blocked, eq 12)
+    biases; with ``normalize`` at (η_B/λ_B) Wᵀ. For a kernel every patch of a noise image is
+    independent noise of variance σ², so the multiple is the same. A wrong patch count, a missing σ²
+    or a wrong φ would move the multiple, which an angle alone would not see."""
+    rng = np.random.default_rng(10)
+    n_in, n_out = kind.mirror_layer
+    layer = kind.layer(n_in, n_out, rng)
+    layer.params["b"][:] = rng.standard_normal(n_out)  # unequal biases: blocked in mirror mode (eq 12)
+    net = Network([layer, BatchNorm(n_out, dtype="float64") if after == "batchnorm" else get_activation(after)])
+    ratio = 2.0  # η_B / λ_B = 0.04 / 0.02
+    rule = WeightMirror(
+        sigma=sigma, lr=0.04, decay=0.02, batch_size=kind.mirror_batch_size, normalize=normalize, seed=1
+    )
     net.init_feedback(rule, rng)
+    WT = transposed(layer, layer.W)
+    start = angle(layer.params["B"], WT)
     for _ in range(1500):
         rule.mirror(net)
-    B, WT = layer.params["B"], layer.W.T
+    B = layer.params["B"]
     scale = float(np.sum(B * WT) / np.sum(WT * WT))
-    assert abs(scale / (2 * 0.05**2) - 1) < 0.05, scale
+    expected = ratio if normalize else ratio * sigma**2 * slope
+    assert abs(scale / expected - 1) < 0.05, (scale, expected)
+    assert start > 60 and angle(B, WT) < 2, (start, angle(B, WT))
 
 
 @pytest.mark.parametrize("normalize", [False, True])
-def test_weight_mirror_normalize_divides_out_sigma_and_the_activation_slope(normalize):
+def test_weight_mirror_normalize_divides_out_sigma_and_the_activation_slope(kind, normalize):
     """Eq (11) through ReLU: E[y_l y_{l+1}ᵀ] = σ² · ½ · Wᵀ (Stein's lemma), so a hidden layer's
     B settles at (η_B/λ_B) σ²/2 Wᵀ and the linear output layer's at (η_B/λ_B) σ² Wᵀ; with
-    ``normalize`` both settle at (η_B/λ_B) Wᵀ."""
+    ``normalize`` both settle at (η_B/λ_B) Wᵀ. Each layer is mirrored with the φ that follows it."""
     rng = np.random.default_rng(3)
-    hidden, out = Dense(8, 6, rng=rng, dtype="float64"), Dense(6, 4, rng=rng, dtype="float64")
+    hidden, out = kind.layer(8, 6, rng), kind.layer(6, 4, rng)
     net = Network([hidden, get_activation("relu"), out])
     sigma, ratio = 1.5, 2.0  # η_B / λ_B = 0.04 / 0.02
-    rule = WeightMirror(sigma=sigma, lr=0.04, decay=0.02, batch_size=512, normalize=normalize, seed=1)
+    rule = WeightMirror(
+        sigma=sigma, lr=0.04, decay=0.02, batch_size=kind.mirror_batch_size, normalize=normalize, seed=1
+    )
     net.init_feedback(rule, rng)
     for _ in range(1500):
         rule.mirror(net)
-    scales = [float(np.sum(L.params["B"] * L.W.T) / np.sum(L.W.T * L.W.T)) for L in (hidden, out)]
+    scales = [float(np.sum(L.params["B"] * transposed(L, L.W)) / np.sum(L.W * L.W)) for L in (hidden, out)]
     expected = [ratio, ratio] if normalize else [ratio * sigma**2 / 2, ratio * sigma**2]
     np.testing.assert_allclose(scales, expected, rtol=0.05)
 
 
 def test_weight_mirror_runs_after_every_nth_step_and_validates():
-    net, rule = _net_with("wm", every=3, seed=2)
+    net, rule = mlp_with_rule("wm", every=3, seed=2)
     B0 = net.weight_layers[0].params["B"].copy()
     rule.after_step(net)
     rule.after_step(net)
@@ -273,10 +386,12 @@ def test_weight_mirror_runs_after_every_nth_step_and_validates():
         WeightMirror(batch_size=0)
 
 
+# --------------------------------------------------------------------------- adding a rule
+
+
 def test_a_rule_is_one_class_whose_settings_reach_the_config_the_flags_and_the_run(tmp_path, monkeypatch):
     """The README's "Adding a learning rule": one class with a setting, and nothing else, gives a rule
     that get_rule builds, TrainConfig checks, the command line trains and a run folder records."""
-    import dataclasses
 
     from minibp import cli, config, rules, runs
     from minibp.settings import setting
@@ -302,7 +417,7 @@ def test_a_rule_is_one_class_whose_settings_reach_the_config_the_flags_and_the_r
         with pytest.raises(ValueError, match="setting 'scale' must be > 0"):
             ScaledFeedbackAlignment(scale=0)
         rule = cfg_cls(rule="sfa", sfa_scale=3.0).make_rule()
-        net, fa = _net_with("fa", seed=4)
+        net, fa = mlp_with_rule("fa", seed=4)
         net2 = mlp([6, 8, 7, 4], "tanh", seed=4, dtype="float64")
         net2.init_feedback(rule, np.random.default_rng(5))
         np.testing.assert_allclose(net2.weight_layers[0].B, 3.0 * net.weight_layers[0].B)  # same draw, × 3

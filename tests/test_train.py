@@ -1,4 +1,5 @@
-"""Training API, command line, determinism, run files and bad input."""
+"""The training loop: train_step, the training API and command line, determinism, compare, the
+settings and their checks, and every rule training the MLP and the convolutional models."""
 
 from __future__ import annotations
 
@@ -12,21 +13,9 @@ from minibp import SGD, TrainConfig, TrainingDiverged, compare, train
 from minibp.cli import main
 from minibp.data import Dataset, load_digits
 from minibp.metrics import angle
+from minibp.train import build_model
 
 SMALL = dict(epochs=2, hidden=(16,), batch_size=64, probe_size=64)
-
-
-@pytest.fixture(scope="module")
-def digits() -> Dataset:
-    return load_digits()
-
-
-def test_digits_split_is_fixed_and_clean(digits):
-    again = load_digits()
-    assert digits.x_train.shape == (1437, 64) and digits.x_test.shape == (360, 64)
-    np.testing.assert_array_equal(digits.y_test, again.y_test)
-    assert 0 <= digits.x_train.min() and digits.x_train.max() <= 1
-    assert set(np.unique(digits.y_train)) == set(range(10))
 
 
 def test_same_seed_gives_identical_numbers(digits):
@@ -216,15 +205,6 @@ def test_cli_config_file_and_errors(tmp_path, capsys):
     assert "setting 'lr' must be > 0, got -1" in capsys.readouterr().err
 
 
-def test_angle_is_accurate_near_zero_and_ninety():
-    a = np.array([1.0, 0.0])
-    assert angle(a, np.array([0.0, 2.0])) == pytest.approx(90)
-    assert angle(a, -a) == pytest.approx(180)
-    tiny = np.array([1.0, 1e-9])
-    assert angle(a, tiny) == pytest.approx(np.degrees(1e-9), rel=1e-6)
-    assert np.isnan(angle(a, np.zeros(2)))
-
-
 def test_compare_records_a_diverging_rule_and_goes_on(digits, tmp_path):
     result = compare(
         TrainConfig(lr=50.0, epochs=2, hidden=(16,), probe_size=16),
@@ -288,3 +268,20 @@ def test_train_step_is_forward_loss_feedback_update_and_after_step(rule):
             np.testing.assert_array_equal(a.params[key], b.params[key])
     assert opts[0].velocity.keys() == opts[1].velocity.keys() and opts[0].velocity
     assert rules[0].state() == rules[1].state()
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet20"])
+def test_conv_models_train_on_digits_under_every_rule(model):
+    data = load_digits()
+    for rule in ("bp", "fa", "ss", "wm", "kp"):
+        cfg = TrainConfig(rule=rule, model=model, epochs=1, width=4, lr=0.02, probe_size=64)
+        start = build_model(cfg, data).weight_layers[0].W.copy()  # the same seed: train's initial weights
+        net, hist = train(cfg, data=data, progress=False)
+        n = len(net.weight_layers)
+        assert len(hist[-1]["matrix_angle"]) == n and len(hist[-1]["delta_angle"]) == n - 1
+        assert np.all(np.isfinite(hist[-1]["delta_angle"])), (rule, hist[-1]["delta_angle"])  # δ reached every layer
+        if rule == "bp":
+            assert max(hist[-1]["delta_angle"]) < 1e-3 and max(hist[-1]["matrix_angle"]) == 0
+        assert hist[-1]["train_loss"] < hist[0]["train_loss"], (rule, hist[0]["train_loss"], hist[-1]["train_loss"])
+        # the first convolution learned from the δ that reached it: decay alone would only scale its kernel
+        assert angle(net.weight_layers[0].W, start) > 0.5, (rule, angle(net.weight_layers[0].W, start))

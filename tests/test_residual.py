@@ -1,0 +1,68 @@
+"""Residual blocks and the ResNets made of them: every gradient through both paths of the sum
+against float64 finite differences, and the models' output shapes and layer counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import check_grad
+
+from minibp import get_rule
+from minibp.layers import Conv2D, Dense, GlobalAvgPool, basic_block, bottleneck_block
+from minibp.losses import SoftmaxCrossEntropy
+from minibp.models import lenet, resnet18, resnet20, resnet50
+from minibp.network import Network
+
+
+def _block_net(block, c_in, rng):
+    c_out = block.main.layers[-1].c_out if isinstance(block.main.layers[-1], Conv2D) else block.main.layers[-2].c_out
+    return Network([block, GlobalAvgPool(), Dense(c_out, 3, rng=rng, dtype="float64")])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng, bn: basic_block(4, 4, 1, bn=bn, rng=rng, dtype="float64"),  # identity shortcut
+        lambda rng, bn: basic_block(4, 6, 2, bn=bn, rng=rng, dtype="float64"),  # projection shortcut
+        lambda rng, bn: bottleneck_block(4, 2, 2, bn=bn, rng=rng, dtype="float64"),
+        lambda rng, bn: bottleneck_block(8, 2, 1, bn=bn, rng=rng, dtype="float64"),
+    ],
+    ids=["basic", "basic-projection", "bottleneck-projection", "bottleneck"],
+)
+@pytest.mark.parametrize("bn", ["before", "after"])
+def test_residual_block_gradients_under_backprop(make, bn):
+    rng = np.random.default_rng(7)
+    block = make(rng, bn)
+    net = _block_net(block, 4, rng)
+    x = rng.standard_normal((3, block.main.layers[0].c_in, 6, 6))
+    y = np.array([0, 2, 1])
+    fn = SoftmaxCrossEntropy()
+
+    def loss() -> float:
+        return float(fn(net.forward(x), y)[0])
+
+    _, dout = fn(net.forward(x), y)
+    net.backward(dout, get_rule("bp"))
+    for layer in net.param_layers:
+        grads = dict(layer.grads)
+        for key, g in grads.items():
+            check_grad(loss, layer.params[key], g, rng, n_dirs=2)
+    # and the input gradient through both paths of the sum
+    deltas = {}
+    dx = net.backward_path(dout, get_rule("bp"), False, deltas)
+    check_grad(loss, x, dx, rng, n_dirs=2)
+
+
+def test_model_output_shapes():
+    x = np.zeros((2, 3, 32, 32), dtype=np.float32)
+    assert resnet20((3, 32, 32), 10, width=4).forward(x).shape == (2, 10)
+    assert len(resnet20(width=4).weight_layers) == 22  # 19 convs, 2 projections, 1 dense
+    big = np.zeros((2, 3, 64, 64), dtype=np.float32)
+    r18 = resnet18((3, 64, 64), 7, width=4)
+    assert r18.forward(big).shape == (2, 7) and len(r18.weight_layers) == 21
+    r50 = resnet50((3, 64, 64), 5, width=2)
+    assert r50.forward(big).shape == (2, 5) and len(r50.weight_layers) == 54
+    assert lenet((1, 28, 28), 10).forward(np.zeros((2, 1, 28, 28), dtype=np.float32)).shape == (2, 10)
+    assert lenet((1, 8, 8), 10).forward(np.zeros((2, 1, 8, 8), dtype=np.float32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="images of shape"):
+        resnet20((32, 32), 10)
