@@ -2,11 +2,11 @@
 
 1. runs ``pytest -m gpu -q tests/test_gpu.py`` and reports pass/fail;
 2. times one training step of ResNet-18 (224×224, 1000 classes, batch 128, float32) under each rule
-   (forward, loss, backward, ``SGD.step``, ``rule.after_step`` with the weight mirror's mirror pass
-   every ``mirror_every`` steps), in images per second, with TF32 off and on: CuPy reads
+   (:func:`minibp.train_step`: forward, loss, backward, ``SGD.step``, ``rule.after_step`` with the
+   weight mirror's mirror pass every ``every`` steps), in images per second, with TF32 off and on: CuPy reads
    ``CUPY_TF32`` once per process, so each setting runs in a child process of this script;
 3. the weight mirror's mirror work as a share of BP's step: one pass timed alone and amortised over
-   ``mirror_every`` steps, and measured directly as WM's step against BP's;
+   ``every`` steps, and measured directly as WM's step against BP's;
 4. where PyTorch is importable, the same ResNet-18 (minibp's initial weights) in PyTorch eager on the
    GPU with the same TF32 setting, and the throughput ratio minibp / PyTorch;
 5. whether ResNet-50 trains at batch 128 (a fresh process; the bytes CuPy's memory pool holds after
@@ -18,8 +18,9 @@ Run from the repository root on the GPU machine::
     PYTHONUNBUFFERED=1 python3 benchmarks/bench_gpu.py
 
 Without CuPy or a GPU it says so and exits 0. ``--cpu-smoke`` runs every code path on the NumPy
-backend at tiny sizes (and PyTorch on the CPU), to check the script on any machine. It reuses
-``bench_mlp.py`` (environment report, tables) and ``bench_resnet.py`` (the PyTorch twin of a network).
+backend at tiny sizes (and PyTorch on the CPU), to check the script on any machine. It shares
+``common.py`` (the step, timing, the machine, tables) and ``torch_twin.py`` (the PyTorch twin of a
+network) with the other benchmarks.
 """
 
 from __future__ import annotations
@@ -39,21 +40,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import ROOT, MinibpStep, machine, make_step, mark, table, time_blocks
+from torch_twin import TorchStep
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere: minibp is the checkout's
-    sys.path.insert(1, str(ROOT))
+from minibp import RULES, set_backend
+from minibp.models import resnet18, resnet50
+from minibp.rules import WeightMirror
 
-from bench_mlp import _mark, _table, blas_info, environment_report  # noqa: E402
-from bench_resnet import LR, MOMENTUM, WEIGHT_DECAY, torch_sgd, torch_twin  # noqa: E402
-
-from minibp import RULES, SGD, get_rule, set_backend, to_numpy  # noqa: E402
-from minibp.layers import MaxPool2D  # noqa: E402
-from minibp.losses import SoftmaxCrossEntropy  # noqa: E402
-from minibp.models import resnet18, resnet50  # noqa: E402
-from minibp.network import Network  # noqa: E402
-from minibp.rules import WeightMirror  # noqa: E402
-
+LR = 0.1
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
 TORCH_TARGET_RULES = ("bp", "kp")
 TARGET_TORCH_RATIO = 0.5  # bp, kp: minibp's throughput >= 0.5 x PyTorch's
 TARGET_MIRROR_SHARE = 0.25  # wm: the mirror adds <= 25 % to BP's step
@@ -134,66 +130,14 @@ def batch(dev: Device, sizes: Sizes, n: int) -> tuple[Any, Any, np.ndarray, np.n
     return dev.xp.asarray(x), dev.xp.asarray(y), x, y
 
 
-class MinibpStep:
-    """One training step as ``minibp.train`` runs it, with nothing read back to the host."""
-
-    def __init__(self, net: Network, rule: str, x: Any, y: Any) -> None:
-        self.net, self.rule = net, get_rule(rule)
-        self.net.init_feedback(self.rule, np.random.default_rng(1))
-        self.opt = SGD(LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-        self.loss_fn = SoftmaxCrossEntropy()
-        self.x, self.y, self.loss = x, y, None
-
-    def __call__(self) -> None:
-        out = self.net.forward(self.x)  # eq (1)
-        self.loss, dout = self.loss_fn(out, self.y)
-        self.net.backward(dout, self.rule)  # eqs (2)-(4), (17)
-        self.opt.step(self.net.param_layers)  # eqs (16)-(17)
-        self.rule.after_step(self.net)  # eqs (6)-(7) for the weight mirror, every mirror_every steps
+def minibp_step(net: Any, rule: str, x: Any, y: Any) -> MinibpStep:
+    """:func:`minibp.train_step` of ``net`` under ``rule`` on ``(x, y)``, nothing read back to the host."""
+    return make_step(net, rule, x, y, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, phases=False)
 
 
-class TorchStep:
-    """The same network's BP step in PyTorch eager (weights copied from minibp's), on ``device``."""
-
-    def __init__(self, torch: Any, net: Network, x: np.ndarray, y: np.ndarray, device: str) -> None:
-        nn = torch.nn
-        layers = [
-            nn.MaxPool2d(layer.k, layer.stride, layer.padding)
-            if isinstance(layer, MaxPool2D)
-            else torch_twin(torch, layer)
-            for layer in net.layers
-        ]
-        self.model = nn.Sequential(*layers).to(device)
-        self.opt = torch_sgd(torch, self.model)
-        self.cross_entropy = nn.functional.cross_entropy
-        self.x, self.y, self.loss = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device), None
-
-    def __call__(self) -> None:
-        self.loss = self.cross_entropy(self.model(self.x), self.y)
-        self.loss.backward()
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-
-
-def time_block(run: Callable[[], None], sync: Callable[[], None], steps: int) -> float:
-    """Mean seconds per call over ``steps`` calls, waiting for the device before and after."""
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        run()
-    sync()
-    return (time.perf_counter() - t0) / steps
-
-
-def time_case(run: Callable[[], None], sync: Callable[[], None], args: argparse.Namespace) -> dict[str, float]:
+def time_case(run: Callable[[], object], sync: Callable[[], None], args: argparse.Namespace) -> dict[str, float]:
     """``args.warmup`` untimed calls, then ``args.repeats`` blocks of ``args.steps``: the best and the median."""
-    t0 = time.perf_counter()
-    for _ in range(args.warmup):
-        run()
-    sync()
-    warm = time.perf_counter() - t0
-    blocks = [time_block(run, sync, args.steps) for _ in range(args.repeats)]
-    return {"best_s": min(blocks), "median_s": float(np.median(blocks)), "warmup_s": warm}
+    return time_blocks(run, warmup=args.warmup, repeats=args.repeats, steps=args.steps, sync=sync)
 
 
 # --------------------------------------------------------------------------- children
@@ -237,11 +181,11 @@ def child_steps(args: argparse.Namespace, sizes: Sizes, progress: Progress) -> N
         if progress.time_left() < 20:
             progress.save(rule, {"skipped": "out of time"})
             continue
-        step = MinibpStep(resnet18(shape, sizes.classes, width=sizes.width), rule, x, y)
+        step = minibp_step(resnet18(shape, sizes.classes, width=sizes.width), rule, x, y)
         step()
-        first_loss = float(to_numpy(step.loss))
+        first_loss = step.loss
         res = time_case(step, dev.sync, args)
-        res.update(first_loss=first_loss, last_loss=float(to_numpy(step.loss)), **dev.pool_bytes())
+        res.update(first_loss=first_loss, last_loss=step.loss, **dev.pool_bytes())
         if rule == "wm" and progress.time_left() > 10:
             mirror = step.rule
             assert isinstance(mirror, WeightMirror)
@@ -262,11 +206,12 @@ def child_steps(args: argparse.Namespace, sizes: Sizes, progress: Progress) -> N
     device = "cuda" if dev.gpu else "cpu"
     precision = set_torch_precision(torch, args.tf32) if dev.gpu else {}
     set_backend("numpy")  # the twin copies minibp's initial weights from host arrays
-    twin = TorchStep(torch, resnet18(shape, sizes.classes, width=sizes.width), x_host, y_host, device)
+    net = resnet18(shape, sizes.classes, width=sizes.width)
+    twin = TorchStep(torch, net, x_host, y_host, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, device=device)
     set_backend("numpy" if args.cpu_smoke else "cupy")
     sync = torch.cuda.synchronize if dev.gpu else (lambda: None)
     twin()
-    first_loss = float(twin.loss.item())
+    first_loss = twin.loss
     res = time_case(twin, sync, args)
     res.update(first_loss=first_loss, torch=torch.__version__, device=device, precision=precision)
     progress.save("torch", res)
@@ -287,7 +232,7 @@ def child_memory(args: argparse.Namespace, sizes: Sizes, progress: Progress) -> 
             tracemalloc.start()
         x, y, _, _ = batch(dev, sizes, sizes.r50_batch)
         try:
-            step = MinibpStep(resnet50(shape, sizes.classes, width=sizes.r50_width), rule, x, y)
+            step = minibp_step(resnet50(shape, sizes.classes, width=sizes.r50_width), rule, x, y)
             params = sum(
                 int(p.size) * p.dtype.itemsize for layer in step.net.param_layers for p in layer.params.values()
             )
@@ -296,7 +241,7 @@ def child_memory(args: argparse.Namespace, sizes: Sizes, progress: Progress) -> 
                 step()
             dev.sync()
             res = {"fits": True, "two_steps_s": time.perf_counter() - t0, "param_bytes": params, **dev.pool_bytes()}
-            res["loss"] = float(to_numpy(step.loss))
+            res["loss"] = step.loss
         except Exception as err:  # CuPy's OutOfMemoryError above all
             res = {"fits": False, "error": f"{type(err).__name__}: {err}"}
         finally:
@@ -393,12 +338,12 @@ def print_report(report: dict[str, Any], rules: Sequence[str]) -> None:
             if row is None:
                 continue
             vs = f"{row['vs_torch']:.2f}x" if "vs_torch" in row else ""
-            target = f">={TARGET_TORCH_RATIO}x {_mark(row['torch_target_met'])}" if "torch_target_met" in row else ""
+            target = f">={TARGET_TORCH_RATIO}x {mark(row['torch_target_met'])}" if "torch_target_met" in row else ""
             rows.append([key, f"{row['ms_per_step']:.1f}", f"{row['images_per_s']:.0f}", vs, target])
         if setting not in report:
             continue
         print(f"\nResNet-18 training step, batch {report['sizes']['batch']}, float32, TF32 {setting[5:]}:")
-        print(_table(["case", "ms/step", "images/s", "vs torch", "target"], rows, "<>>>>") if rows else "  (no result)")
+        print(table(["case", "ms/step", "images/s", "vs torch", "target"], rows, "<>>>>") if rows else "  (no result)")
         losses = {k: report[setting].get(k, {}).get("first_loss") for k in ("bp", "torch")}
         if None not in losses.values():
             print(f"first step's loss from the same weights: minibp bp {losses['bp']:.5f}, torch {losses['torch']:.5f}")
@@ -406,8 +351,8 @@ def print_report(report: dict[str, Any], rules: Sequence[str]) -> None:
         if wm:
             print(
                 f"weight mirror: one pass {wm['mirror_pass_ms']:.1f} ms = "
-                f"{wm['amortised_share_of_bp']:+.1%} of BP's step amortised over mirror_every "
-                f"(target <= {TARGET_MIRROR_SHARE:.0%}: {_mark(wm['target_met'])}); "
+                f"{wm['amortised_share_of_bp']:+.1%} of BP's step amortised over `every` steps "
+                f"(target <= {TARGET_MIRROR_SHARE:.0%}: {mark(wm['target_met'])}); "
                 f"WM's step vs BP's: {wm['direct_share_of_bp']:+.1%}"
             )
     mem = report.get("resnet50_memory", {})
@@ -420,7 +365,7 @@ def print_report(report: dict[str, Any], rules: Sequence[str]) -> None:
                 f"ResNet-50, batch {report['sizes']['r50_batch']}, {rule}: "
                 f"{'trains' if res['fits'] else 'does not fit: ' + res.get('error', '')}; pool holds "
                 f"{held / 1e9:.2f} GB, in use {res.get('used_bytes', 0) / 1e9:.2f} GB "
-                f"(target <= {TARGET_MEMORY_BYTES / 1e9:.0f} GB: {_mark(ok)})"
+                f"(target <= {TARGET_MEMORY_BYTES / 1e9:.0f} GB: {mark(ok)})"
             )
 
 
@@ -428,7 +373,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES), help="learning rules to time")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per case (CuPy compiles its kernels here)")
-    p.add_argument("--steps", type=int, default=4, help="steps per timed block (a multiple of mirror_every = 4)")
+    p.add_argument("--steps", type=int, default=4, help="steps per timed block (a multiple of WM's every = 4)")
     p.add_argument("--repeats", type=int, default=2, help="timed blocks per case; the best is reported")
     p.add_argument("--budget", type=float, default=420, help="seconds for the whole run, children included")
     p.add_argument("--test-seconds", type=float, default=150, help="at most this long for the GPU tests")
@@ -475,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     start = time.time()
     report: dict[str, Any] = {"config": {k: str(v) for k, v in vars(args).items()}, "sizes": asdict(sizes)}
-    report["environment"] = environment_report(blas_info(), None)
+    report["environment"] = machine()
     why = None if args.cpu_smoke else cupy_missing()
     if why is not None:
         print(f"bench_gpu: {why}: nothing to measure here (use --cpu-smoke to check the script on NumPy)")

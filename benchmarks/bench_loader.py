@@ -27,7 +27,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import machine, table, write_json
 
 from minibp.data.imagenet import ImageFolder, default_start_method, default_workers, find_imagenet
 
@@ -266,12 +266,6 @@ def time_ipc(n: int, start_method: str) -> dict[str, dict[str, float]]:
 # --------------------------------------------------------------------------- report
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
-
-
 def environment() -> dict[str, Any]:
     from PIL import __version__ as pil_version
     from PIL import features
@@ -282,13 +276,10 @@ def environment() -> dict[str, Any]:
     except (OSError, AttributeError):
         shm_gb = None
     return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
+        **machine(),
         "pillow": pil_version,
         "libjpeg_turbo": features.check_feature("libjpeg_turbo"),
-        "cpu_count": os.cpu_count(),
         "usable_cpus": default_workers() + 1,
-        "machine": platform.machine(),
         "dev_shm_gb": shm_gb,
     }
 
@@ -375,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in results
     ]
     header = ["workers", "start", "transport", "img/s", "best", "img/s/worker", "first batch s", "copy ms/batch"]
-    print(_table(header, rows))
+    print(table(header, rows))
 
     ipc = None
     if not args.no_ipc and args.ipc_batches > 1:
@@ -387,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.ipc_batches - 1} timed batches ({method}):"
         )
         rows = [[k, f"{v['wall_ms_per_batch']:.1f}", f"{v['main_cpu_ms_per_batch']:.1f}"] for k, v in ipc.items()]
-        print(_table(["method", "wall ms/batch", "main-process CPU ms/batch"], rows))
+        print(table(["method", "wall ms/batch", "main-process CPU ms/batch"], rows))
 
     summary = {
         "bench": "loader",
@@ -402,8 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     line = json.dumps(summary, separators=(",", ":"))
     print("\n" + line)
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(args.json, summary)
     return 0
 
 

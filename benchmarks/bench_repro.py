@@ -42,8 +42,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from minibp.presets import PRESETS
+from common import write_json
+
 from minibp import Comparison, TrainConfig, compare
+from minibp.presets import PRESETS
 from minibp.runs import read_plan, write_plan
 
 #: published numbers, as test error in percent, per task and rule
@@ -191,10 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 "met": met == "yes",
             }
         )
-    if args.json:
-        args.json.write_text(
-            json.dumps({"task": args.task, "schedule": schedule, "minutes": minutes, "rows": rows}, indent=2) + "\n"
-        )
+    write_json(args.json, {"task": args.task, "schedule": schedule, "minutes": minutes, "rows": rows})
     return 1 if failed else 0
 
 

@@ -1,8 +1,8 @@
 """Benchmark one training step of ResNet-20 under each minibp learning rule, against PyTorch.
 
-A step is exactly what ``minibp.train`` does per batch: forward, loss, backward (with KP's
-``B`` gradient), ``SGD.step`` and ``rule.after_step`` (the weight mirror's mirror mode every
-``mirror_every``-th step). The script reports, for ResNet-20 on 32×32×3 images (batch 64,
+A step is :func:`minibp.train_step`, the step :func:`minibp.train` runs per batch: forward,
+loss, backward (with KP's ``B`` gradient), ``SGD.step`` and ``rule.after_step`` (the weight
+mirror's mirror mode every ``every``-th step). The script reports, for ResNet-20 on 32×32×3 images (batch 64,
 float32, 10 classes by default):
 
 * milliseconds per step and the achieved matmul GFLOP/s against the machine's measured float32
@@ -14,8 +14,8 @@ float32, 10 classes by default):
 * a cProfile summary of where minibp's step spends its time, by layer type and by function,
   next to the PyTorch profiler's top operators.
 
-Run from the repository root (``bench_mlp.py``, whose helpers this script reuses, must sit next
-to it: running the file as a script puts its folder on ``sys.path``)::
+Run from the repository root (the helpers in ``common.py``, ``flops.py`` and ``torch_twin.py``
+sit next to it, and running the file as a script puts its folder on ``sys.path``)::
 
     .venv/bin/python benchmarks/bench_resnet.py [--rules bp kp] [--repeats 5] [--steps 4] [--json out.json]
 
@@ -43,41 +43,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_mlp import (
-    STEP_PHASES,
+from common import (
     Case,
-    MatmulRate,
     MinibpStep,
     MirrorOnly,
-    TorchStep,
-    _mark,
-    _table,
-    _time_matmul,
-    blas_info,
-    environment_report,
-    import_torch,
-    measure_peak,
-    print_environment,
+    amortised_mirror,
+    background_load,
+    case_results,
+    machine,
+    make_step,
+    mark,
+    print_background_load,
+    print_machine,
     print_phases,
+    settings_of,
+    table,
     time_cases,
+    warn_if_diverged,
+    write_json,
 )
+from flops import FlopModel, matmul_report, measure_peak, measure_step_matmuls, print_matmul_rates
+from torch_twin import TorchStep, import_torch, torch_report
 
-from minibp import RULES, SGD, Network, get_rule
-from minibp.layers import (
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Flatten,
-    GlobalAvgPool,
-    Layer,
-    MaxPool2D,
-    ReLU,
-    Residual,
-    Sequential,
-    WeightLayer,
-)
-from minibp.layers.conv import out_size
-from minibp.losses import SoftmaxCrossEntropy
+from minibp import RULES, Network
 from minibp.models import lenet, resnet20
 from minibp.rules import WeightMirror
 
@@ -127,321 +115,31 @@ class ResnetConfig:
         return f"{net}, {h}x{w}x{c} images, batch {self.batch}, float32"
 
 
-# --------------------------------------------------------------------------- FLOP model
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """The shape of one weight layer's matmuls: a convolution as im2col ``W (C_out x C_in·k²) @ cols``."""
-
-    kind: str  # "conv" or "dense"
-    c_in: int
-    c_out: int
-    k: int = 1
-    stride: int = 1
-    h_out: int = 1
-    w_out: int = 1
-
-    @classmethod
-    def of(cls, layer: WeightLayer) -> Geometry:
-        """The geometry of ``layer`` after a forward pass (its cached input ``layer.x`` gives the image size)."""
-        if isinstance(layer, Conv2D):
-            h, w = layer.x.shape[2:]
-            ho, wo = (out_size(s, layer.k, layer.stride, layer.padding) for s in (h, w))
-            return cls("conv", layer.c_in, layer.c_out, layer.k, layer.stride, ho, wo)
-        if isinstance(layer, Dense):
-            return cls("dense", layer.n_in, layer.n_out)
-        raise TypeError(f"no FLOP model for {layer!r}")
-
-    @property
-    def label(self) -> str:
-        if self.kind == "dense":
-            return f"dense {self.c_in}->{self.c_out}"
-        return f"conv{self.k}x{self.k}/{self.stride} {self.c_in}->{self.c_out} @{self.h_out}x{self.w_out}"
-
-    @property
-    def patch(self) -> int:
-        return self.c_in * self.k * self.k
-
-    def positions(self, batch: int) -> int:
-        return batch * self.h_out * self.w_out
-
-    def macs(self, batch: int) -> int:
-        return self.c_out * self.patch * self.positions(batch)
-
-    def mirror_macs(self, mirror_batch: int) -> int:
-        """Multiply-adds of one mirror-mode ``W`` product on noise (``Conv2D.mirror_positions``² outputs per image)."""
-        per_image = Conv2D.mirror_positions**2 if self.kind == "conv" else 1
-        return self.c_out * self.patch * mirror_batch * per_image
-
-
-@dataclass(frozen=True)
-class ConvFlopModel:
-    """Matmul FLOPs of one step: forward, weight gradients and input gradients (none for the first layer)."""
-
-    layers: tuple[Geometry, ...]
-    batch: int
-
-    @classmethod
-    def of(cls, net: Network, x: np.ndarray) -> ConvFlopModel:
-        net.forward(x)  # fills every layer's cached input
-        return cls(tuple(Geometry.of(layer) for layer in net.weight_layers), x.shape[0])
-
-    def _sum(self, first: int = 0) -> int:
-        return sum(g.macs(self.batch) for g in self.layers[first:])
-
-    @property
-    def forward(self) -> int:
-        return 2 * self._sum()
-
-    @property
-    def weight_grads(self) -> int:
-        return 2 * self._sum()
-
-    @property
-    def input_grads(self) -> int:
-        return 2 * self._sum(first=1)
-
-    @property
-    def step(self) -> int:
-        return self.forward + self.weight_grads + self.input_grads
-
-    def mirror(self, mirror_batch: int) -> int:
-        """One mirror-mode pass: the noise through ``W`` and the correlation, for every layer."""
-        return 4 * sum(g.mirror_macs(mirror_batch) for g in self.layers)
-
-    def describe(self, mirror_batch: int) -> str:
-        g = 1e-9
-        n_conv = sum(layer.kind == "conv" for layer in self.layers)
-        return "\n".join(
-            [
-                f"FLOPs per step = conv/dense matmul FLOPs only (a convolution counts as its im2col matmul), "
-                f"N = {self.batch}, {n_conv} convolutions + {len(self.layers) - n_conv} dense:",
-                f"  forward       2*sum(C_out*C_in*k^2*N*Ho*Wo)         = {self.forward * g:.4f} GFLOP",
-                f"  weight grads  the same                              = {self.weight_grads * g:.4f} GFLOP",
-                f"  input grads   the same without the first layer      = {self.input_grads * g:.4f} GFLOP",
-                f"  step total                                          = {self.step * g:.4f} GFLOP",
-                f"  wm mirror pass, M = {mirror_batch} noise images of {Conv2D.mirror_positions}x"
-                f"{Conv2D.mirror_positions} outputs = {self.mirror(mirror_batch) * g:.4f} GFLOP "
-                "(the wm row counts it once per mirror_every steps)",
-            ]
-        )
-
-
-def measure_step_matmuls(flops: ConvFlopModel, repeats: int) -> list[tuple[Geometry, int, list[MatmulRate]]]:
-    """Every distinct matmul of a step, in the operand layouts of ``minibp.layers.conv`` (BP's feedback).
-
-    Returns ``(geometry, how many layers have it, [forward, weight grads, input grads])``.
-    """
-    rng = np.random.default_rng(0)
-    counts: dict[Geometry, int] = {}
-    for geo in flops.layers:
-        counts[geo] = counts.get(geo, 0) + 1
-    out = []
-    for geo, count in counts.items():
-        number = max(3, int(2e8 // (2 * geo.macs(flops.batch))))  # about 0.2 GFLOP a block
-        if geo.kind == "conv":  # W (C_out, K) @ cols (K, P); δ (C_out, P) @ colsᵀ; Wᵀ @ δ
-            p = geo.positions(flops.batch)
-            w = rng.standard_normal((geo.c_out, geo.patch), dtype=np.float32)
-            cols = rng.standard_normal((geo.patch, p), dtype=np.float32)
-            delta = rng.standard_normal((geo.c_out, p), dtype=np.float32)
-            pairs = [(w, cols), (delta, cols.T), (w.T, delta)]
-        else:  # x (N, n_in) @ Wᵀ; δᵀ @ x; δ @ W
-            x = rng.standard_normal((flops.batch, geo.c_in), dtype=np.float32)
-            w = rng.standard_normal((geo.c_out, geo.c_in), dtype=np.float32)
-            delta = rng.standard_normal((flops.batch, geo.c_out), dtype=np.float32)
-            pairs = [(x, w.T), (delta.T, x), (delta, w)]
-        rates = [
-            _time_matmul(f"{geo.label} {phase}", a, b, repeats=repeats, number=number)
-            for phase, (a, b) in zip(("forward", "weight", "input"), pairs)
-        ]
-        out.append((geo, count, rates))
-    return out
-
-
-def print_matmul_rates(
-    peak: MatmulRate, shapes: list[tuple[Geometry, int, list[MatmulRate]]], flops: ConvFlopModel
-) -> float:
-    """Print the matmul table; returns the step's matmul floor in seconds."""
-    first = flops.layers[0]
-    floor = 0.0
-    rows = []
-    for geo, count, (fwd, wgt, inp) in shapes:
-        # the network's first layer computes no input gradient
-        n_input = count - (geo == first)
-        seconds = count * (fwd.seconds + wgt.seconds) + n_input * inp.seconds
-        floor += seconds
-        done = (2 * count + n_input) * fwd.flops
-        rows.append(
-            [
-                geo.label,
-                str(count),
-                f"{fwd.m}x{fwd.k}x{fwd.n}",
-                f"{fwd.seconds * 1e3:.3f}",
-                f"{wgt.seconds * 1e3:.3f}",
-                f"{inp.seconds * 1e3:.3f}" if n_input else "-",
-                f"{done / seconds * 1e-9:.1f}",
-                f"{done / seconds * 1e-9 / peak.gflops:.1%}",
-            ]
-        )
-    rate = flops.step / floor * 1e-9
-    rows.append(["all step matmuls", "", "", "", "", "", f"{rate:.1f}", f"{rate / peak.gflops:.1%}"])
-    print(f"float32 matmul rate (best of repeats; peak = {peak.label}: {peak.gflops:.1f} GFLOP/s)")
-    print("per layer shape: forward W@cols, weight delta@cols.T, input W.T@delta (ms each), m x k x n of the forward")
-    header = ["layer shape", "count", "forward mkn", "fwd ms", "weight ms", "input ms", "GFLOP/s", "% peak"]
-    print(_table(header, rows, "<>>>>>>>"))
-    print(f"all step matmuls: {floor * 1e3:.1f} ms = the fastest a step could be if it did nothing but its matmuls")
-    print()
-    return floor
-
-
 # --------------------------------------------------------------------------- steps
 
 
-class ResnetStep(MinibpStep):
-    """One training step of a minibp ResNet-20 under ``rule``, exactly as ``minibp.train`` runs it
-    (``MinibpStep.__call__``; only the network and the optimizer's settings differ)."""
-
-    def __init__(self, cfg: ResnetConfig, rule: str, x: np.ndarray, y: np.ndarray) -> None:
-        self.net = cfg.build()
-        self.rule = get_rule(rule)
-        self.net.init_feedback(self.rule, np.random.default_rng(1))
-        self.opt = SGD(LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-        self.loss_fn = SoftmaxCrossEntropy()
-        self.x, self.y = x, y
-        self.mirror = True
-        self.loss = float("nan")
-
-
-def torch_twin(torch: Any, net: Network) -> Any:
-    """``net`` rebuilt layer for layer as a ``torch.nn`` module, with ``net``'s current weights.
-
-    ReLUs are in place, as in torchvision's ResNets; a residual block is ``post(main(x) + shortcut(x))``.
-    """
-    nn = torch.nn
-
-    class TorchResidual(nn.Module):
-        def __init__(self, main: Any, shortcut: Any, post: Any) -> None:
-            super().__init__()
-            self.main, self.shortcut, self.post = main, shortcut, post
-
-        def forward(self, x: Any) -> Any:
-            s = x if self.shortcut is None else self.shortcut(x)
-            return self.post(self.main(x) + s)
-
-    def copy(param: Any, value: np.ndarray) -> None:
-        with torch.no_grad():
-            param.copy_(torch.from_numpy(np.array(value)))
-
-    # layers without trained weights: their PyTorch module from their settings alone
-    stateless: dict[type, Any] = {
-        BatchNorm: lambda layer: nn.BatchNorm2d(layer.channels, eps=layer.eps, momentum=layer.momentum),
-        ReLU: lambda layer: nn.ReLU(inplace=True),
-        GlobalAvgPool: lambda layer: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
-        MaxPool2D: lambda layer: nn.MaxPool2d(layer.k, layer.stride, layer.padding),
-        Flatten: lambda layer: nn.Flatten(),
-    }
-
-    def convert(layer: Layer) -> Any:
-        if isinstance(layer, Residual):
-            shortcut = None if layer.shortcut is None else convert(layer.shortcut)
-            return TorchResidual(convert(layer.main), shortcut, convert(layer.post))
-        if isinstance(layer, Sequential):
-            return nn.Sequential(*(convert(child) for child in layer.layers))
-        if isinstance(layer, Conv2D | Dense):
-            bias = layer.b is not None
-            if isinstance(layer, Conv2D):
-                mod = nn.Conv2d(layer.c_in, layer.c_out, layer.k, layer.stride, layer.padding, bias=bias)
-            else:
-                mod = nn.Linear(layer.n_in, layer.n_out, bias=bias)
-            copy(mod.weight, layer.W)
-            if bias:
-                copy(mod.bias, layer.b)
-            return mod
-        for kind, make in stateless.items():
-            if isinstance(layer, kind):
-                return make(layer)
-        raise TypeError(f"no PyTorch twin for {layer!r}")
-
-    return convert(net).float()
-
-
-class TorchResnetStep(TorchStep):
-    """The same ResNet-20's BP step in PyTorch on the CPU (``TorchStep.__call__``), weights copied from ``net``.
-
-    Weight decay on the conv and dense weights only, as minibp's SGD does (not on biases or BatchNorm).
-    """
-
-    def __init__(self, torch: Any, net: Network, x: np.ndarray, y: np.ndarray) -> None:
-        nn = torch.nn
-        self.model = torch_twin(torch, net)
-        self.opt = torch_sgd(torch, self.model)
-        self.cross_entropy = nn.functional.cross_entropy
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
-        self.loss = float("nan")
-
-
-def torch_sgd(torch: Any, model: Any) -> Any:
-    """PyTorch's SGD set up as minibp's: momentum, weight decay on conv and dense weights only."""
-    nn = torch.nn
-    decayed = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
-    ids = {id(p) for p in decayed}
-    others = [p for p in model.parameters() if id(p) not in ids]
-    groups = [{"params": decayed, "weight_decay": WEIGHT_DECAY}, {"params": others, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=LR, momentum=MOMENTUM)
-
-
-def make_step(cfg: ResnetConfig, case: str, torch: Any = None) -> ResnetStep | TorchResnetStep:
-    """A fresh step for ``case``: a rule name, or ``"torch"`` (then ``torch`` must be the module)."""
+def new_step(cfg: ResnetConfig, case: str, torch: Any = None) -> MinibpStep | TorchStep:
+    """A fresh step of a fresh network for ``case``: a rule name (:func:`minibp.train_step` under that
+    rule), or ``"torch"`` (BP in PyTorch; then ``torch`` must be the module)."""
     x, y = cfg.batch_data()
+    settings = {"lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY}
     if case == "torch":
-        return TorchResnetStep(torch, cfg.build(), x, y)
-    return ResnetStep(cfg, case, x, y)
+        return TorchStep(torch, cfg.build(), x, y, **settings)
+    return make_step(cfg.build(), case, x, y, **settings)
 
 
 def sanity_check(cfg: ResnetConfig, torch: Any, steps: int = 3) -> list[tuple[float, float]]:
     """Losses of the first ``steps`` steps of minibp BP and of its PyTorch twin, from the same weights."""
     x, y = cfg.batch_data()
-    ours = ResnetStep(cfg, "bp", x, y)
-    theirs = TorchResnetStep(torch, ours.net, x, y)  # before ``ours`` takes a step
+    settings = {"lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY}
+    ours = make_step(cfg.build(), "bp", x, y, **settings)
+    theirs = TorchStep(torch, ours.net, x, y, **settings)  # before ``ours`` takes a step
     losses = []
     for _ in range(steps):
         ours()
         theirs()
         losses.append((ours.loss, theirs.loss))
     return losses
-
-
-# --------------------------------------------------------------------------- environment
-
-
-def background_load(seconds: float = 0.5) -> float | None:
-    """The fraction of all CPUs' time that other processes used over ``seconds`` while this one slept (Linux)."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-        return sum(ticks), ticks[3] + ticks[4]
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
-
-
-def print_background_load(load: float | None) -> None:
-    if load is None:
-        return
-    print(f"background CPU load: {load:.0%} of {os.cpu_count()} CPUs used by other processes (0.5 s sample)")
-    if load > 0.1:
-        print(
-            "WARNING: other processes are busy. Multi-threaded BLAS calls wait on descheduled threads (on a 2-CPU\n"
-            "machine beside one busy process, a 16x65536 @ 65536x144 matmul took 1.6 s instead of 6 ms): timings\n"
-            "(and the peak RSS) are unreliable; rerun on a quiet machine."
-        )
 
 
 # --------------------------------------------------------------------------- memory
@@ -498,7 +196,7 @@ def memory_child(cfg: ResnetConfig, case: str) -> dict[str, Any]:
         import torch
     else:
         tracemalloc.start()
-    step = make_step(cfg, case, torch)
+    step = new_step(cfg, case, torch)
     gc.collect()
     baseline = _rss_mb()
     traced_base = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
@@ -575,7 +273,7 @@ def print_memory(memory: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
             res["torch_ratio"] = m["peak_mb"] / torch_peak
             res["target_met"] = res["torch_ratio"] <= TARGET_MEMORY_RATIO
             ratio = f"{res['torch_ratio']:.2f}x"
-            target = f"<={TARGET_MEMORY_RATIO:.0f}x {_mark(res['target_met'])}"
+            target = f"<={TARGET_MEMORY_RATIO:.0f}x {mark(res['target_met'])}"
         rows.append(
             [
                 case,
@@ -592,7 +290,7 @@ def print_memory(memory: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
     header = ["case", "baseline MB", "held MB", "peak MB", "numpy peak MB", "all runs", "vs torch", "target"]
     if torch_peak is None:
         header, rows = header[:-2], [row[:-2] for row in rows]
-    print(_table(header, rows, "<" + ">" * (len(header) - 1)))
+    print(table(header, rows, "<" + ">" * (len(header) - 1)))
     print()
     return out
 
@@ -616,16 +314,18 @@ PROFILE_GROUPS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("optimizer (SGD.step)", "minibp/optim.py", ("step",), "cum"),
     ("rule (feedback, after_step)", "minibp/rules.py", ("feedback_matrix", "feedback_grads", "after_step"), "cum"),
 )
-# inside the convolutions: the own time of conv2d* is its matmul (plus reshapes; for conv2d on
-# the padded grid, the tap-by-tap copies of its columns too)
-CONV_PARTS: tuple[tuple[str, str, str], ...] = (
-    ("im2col (pad + patch copy)", "im2col", "cum"),
-    ("padded_grid (channel-major padded copy)", "padded_grid", "cum"),
-    ("col2im (tap scatter-add)", "col2im", "cum"),
-    ("channels_first (delta copy)", "channels_first", "cum"),
-    ("conv2d own time (forward matmul; grid's tap copies)", "conv2d", "tot"),
-    ("conv2d_transpose own time (input-grad matmul)", "conv2d_transpose", "tot"),
-    ("conv2d_weight_grad own time (weight-grad matmul)", "conv2d_weight_grad", "tot"),
+# inside the convolutions (file, function, kind): the own time of conv2d* and of the grid routes
+# is their matmuls (plus reshapes; for conv2d_on_grid, the tap-by-tap copies of its columns too)
+CONV_PARTS: tuple[tuple[str, str, str, str], ...] = (
+    ("im2col (pad + patch copy)", "layers/conv_routes.py", "im2col", "cum"),
+    ("padded_grid (channel-major padded copy)", "layers/conv_routes.py", "padded_grid", "cum"),
+    ("col2im (tap scatter-add)", "layers/conv_routes.py", "col2im", "cum"),
+    ("channels_first (delta copy)", "layers/conv_routes.py", "channels_first", "cum"),
+    ("conv2d own time (forward matmul, im2col route)", "layers/conv.py", "conv2d", "tot"),
+    ("conv2d_on_grid own time (forward matmul, tap copies)", "layers/conv_routes.py", "conv2d_on_grid", "tot"),
+    ("conv2d_transpose own time (input-grad matmul)", "layers/conv.py", "conv2d_transpose", "tot"),
+    ("conv2d_weight_grad own time (weight-grad matmul)", "layers/conv.py", "conv2d_weight_grad", "tot"),
+    ("weight_grad_on_grid own time (weight-grad matmuls)", "layers/conv_routes.py", "weight_grad_on_grid", "tot"),
 )
 
 
@@ -646,7 +346,7 @@ def _func_label(key: tuple[str, int, str]) -> str:
     return f"{path.parent.name}/{path.name}:{line}({func})"
 
 
-def profile_minibp(step: ResnetStep, steps: int, top: int = 12) -> MinibpProfile:
+def profile_minibp(step: MinibpStep, steps: int, top: int = 12) -> MinibpProfile:
     """cProfile over ``steps`` steps, grouped by layer type (``PROFILE_GROUPS``) and by function."""
     step()  # warm
     prof = cProfile.Profile()
@@ -655,25 +355,25 @@ def profile_minibp(step: ResnetStep, steps: int, top: int = 12) -> MinibpProfile
         step()
     prof.disable()
     stats = pstats.Stats(prof)
-    table: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    rows: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
     total = stats.total_tt  # type: ignore[attr-defined]
 
     def seconds(file: str, funcs: tuple[str, ...], kind: str) -> float:
         t = 0.0
-        for (path, _, func), (_, _, tt, ct, _) in table.items():
+        for (path, _, func), (_, _, tt, ct, _) in rows.items():
             if func in funcs and path.replace(os.sep, "/").endswith(file):
                 t += ct if kind == "cum" else tt
         return t / steps
 
     groups = [(name, seconds(file, funcs, kind)) for name, file, funcs, kind in PROFILE_GROUPS]
     groups.append(("other (dispatch, containers, Python)", total / steps - sum(t for _, t in groups)))
-    parts = [(name, seconds("layers/conv.py", (func,), kind)) for name, func, kind in CONV_PARTS]
-    ranked = sorted(table.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    parts = [(name, seconds(file, (func,), kind)) for name, file, func, kind in CONV_PARTS]
+    ranked = sorted(rows.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
     top_rows = [(_func_label(key), tt / steps, nc / steps) for key, (_, nc, tt, _, _) in ranked]
     return MinibpProfile(steps, total / steps, groups, parts, top_rows)
 
 
-def profile_torch(torch: Any, step: TorchResnetStep, steps: int, top: int = 12) -> list[tuple[str, float, float]]:
+def profile_torch(torch: Any, step: TorchStep, steps: int, top: int = 12) -> list[tuple[str, float, float]]:
     """PyTorch's profiler over ``steps`` steps: the top operators by own CPU time (ms and calls per step)."""
     step()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -689,63 +389,52 @@ def print_profiles(mp: MinibpProfile | None, tp: list[tuple[str, float, float]] 
         print(f"where minibp's {rule} step spends its time (cProfile over {mp.steps} steps: {total * 1e3:.1f} ms/step")
         print("with the profiler on; each group is the cumulative time of the layers' own methods)")
         rows = [[name, f"{t * 1e3:.1f}", f"{t / total:.1%}"] for name, t in mp.groups]
-        print(_table(["group", "ms/step", "% step"], rows, "<>>"))
+        print(table(["group", "ms/step", "% step"], rows, "<>>"))
         print()
-        print("inside the convolutions (own time of conv2d* = its matmul and reshapes, and conv2d's tap copies)")
+        print("inside the convolutions (own time of conv2d* and *_on_grid = their matmuls, reshapes and tap copies)")
         rows = [[name, f"{t * 1e3:.1f}", f"{t / total:.1%}"] for name, t in mp.conv_parts]
-        print(_table(["part", "ms/step", "% step"], rows, "<>>"))
+        print(table(["part", "ms/step", "% step"], rows, "<>>"))
         print()
         print("top functions by own time (the own time of a minibp function = the NumPy operators it runs inline)")
         rows = [[name, f"{t * 1e3:.1f}", f"{t / total:.1%}", f"{n:g}"] for name, t, n in mp.top]
-        print(_table(["function", "ms/step", "% step", "calls/step"], rows, "<>>>"))
+        print(table(["function", "ms/step", "% step", "calls/step"], rows, "<>>>"))
         print()
     if tp:
         total = sum(t for _, t, _ in tp)
         print(f"PyTorch's top operators by own CPU time (torch.profiler; top {len(tp)}: {total * 1e3:.1f} ms/step)")
         rows = [[name, f"{t * 1e3:.1f}", f"{n:g}"] for name, t, n in tp]
-        print(_table(["operator", "ms/step", "calls/step"], rows, "<>>"))
+        print(table(["operator", "ms/step", "calls/step"], rows, "<>>"))
         print()
 
 
 # --------------------------------------------------------------------------- timing report
 
 
-def build_cases(cfg: ResnetConfig, rules: Sequence[str], flops: ConvFlopModel, torch: Any) -> list[Case]:
+def build_cases(cfg: ResnetConfig, rules: Sequence[str], flops: FlopModel, torch: Any) -> list[Case]:
     wm = WeightMirror()
     mirror_flops = flops.mirror(wm.batch_size)
-    per_step = mirror_flops * wm.batches // wm.every  # one pass every mirror_every steps
-    cases = [Case(rule, make_step(cfg, rule), flops.step + (per_step if rule == "wm" else 0)) for rule in rules]
+    per_step = mirror_flops * wm.batches // wm.every  # one pass every `every` steps
+    cases = [Case(rule, new_step(cfg, rule), flops.step + (per_step if rule == "wm" else 0)) for rule in rules]
     if "wm" in rules:
-        cases.append(Case("wm mirror alone", MirrorOnly(make_step(cfg, "wm")), mirror_flops))
+        cases.append(Case("wm mirror alone", MirrorOnly(new_step(cfg, "wm")), mirror_flops))
     if torch is not None:
-        cases.append(Case("torch bp", make_step(cfg, "torch", torch), flops.step, library="torch"))
+        cases.append(Case("torch bp", new_step(cfg, "torch", torch), flops.step, library="torch"))
     return cases
 
 
-def summarise(cases: list[Case], peak: MatmulRate) -> dict[str, dict[str, Any]]:
+def summarise(cases: list[Case], peak_gflops: float) -> dict[str, dict[str, Any]]:
     """Per case: best and median ms, GFLOP/s, fraction of peak, phases, ratio to torch and its target."""
+    results = case_results(cases, peak_gflops)
     torch_case = next((c for c in cases if c.library == "torch"), None)
-    results: dict[str, dict[str, Any]] = {}
     for case in cases:
-        rate = case.flops / case.best
-        res: dict[str, Any] = {
-            "best_ms": case.best * 1e3,
-            "median_ms": case.median * 1e3,
-            "gflops": rate * 1e-9,
-            "fraction_of_peak": rate * 1e-9 / peak.gflops,
-            "phases_ms": {k: v * 1e3 for k, v in case.best_phases.items()},
-            "flops": case.flops,
-            "final_loss": case.run.loss,
-        }
+        res = results[case.key]
         if torch_case is not None and case.key in RULES:
             res["torch_ratio"] = case.best / torch_case.best
             if case.key in TORCH_TARGET_RULES:
                 res["torch_target_met"] = res["torch_ratio"] <= TARGET_TORCH_RATIO
-        results[case.key] = res
     by_key = {c.key: c for c in cases}
     if "wm" in by_key:
-        wm = WeightMirror()
-        amortised = by_key["wm mirror alone"].best * wm.batches / wm.every
+        amortised = amortised_mirror(by_key["wm mirror alone"].best)
         results["wm mirror overhead"] = {
             "mirror_alone_ms": by_key["wm mirror alone"].best * 1e3,
             "amortised_ms": amortised * 1e3,
@@ -760,7 +449,7 @@ def print_results(cases: list[Case], results: dict[str, dict[str, Any]], cfg: Re
     for case in cases:
         res = results[case.key]
         ratio = f"{res['torch_ratio']:.2f}x" if "torch_ratio" in res else ""
-        target = f"<={TARGET_TORCH_RATIO}x {_mark(res['torch_target_met'])}" if "torch_target_met" in res else ""
+        target = f"<={TARGET_TORCH_RATIO}x {mark(res['torch_target_met'])}" if "torch_target_met" in res else ""
         rows.append(
             [
                 case.key,
@@ -778,7 +467,7 @@ def print_results(cases: list[Case], results: dict[str, dict[str, Any]], cfg: Re
     header = ["case", "best ms", "median ms", "GFLOP/s", "% peak", "vs torch", "torch target"]
     if not has_torch:
         header, rows = header[:-2], [row[:-2] for row in rows]
-    print(_table(header, rows, "<" + ">" * (len(header) - 1)))
+    print(table(header, rows, "<" + ">" * (len(header) - 1)))
     print()
 
     print_phases(
@@ -796,10 +485,7 @@ def print_results(cases: list[Case], results: dict[str, dict[str, Any]], cfg: Re
             f"({wm['amortised_share']:+.1%} on the rest of a wm step)"
         )
         print()
-    diverged = [c.key for c in cases if c.run.phases == STEP_PHASES and not np.isfinite(c.run.loss)]
-    if diverged:
-        print(f"warning: the loss is not finite after timing for {', '.join(diverged)}")
-        print()
+    warn_if_diverged(cases)
 
 
 # --------------------------------------------------------------------------- main
@@ -829,7 +515,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--steps",
         type=int,
         default=4,
-        help="training steps per timed block (a multiple of the weight mirror's mirror_every = 4\n"
+        help="training steps per timed block (a multiple of the weight mirror's every = 4\n"
         "puts the same number of mirror passes in every block)",
     )
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per case before timing")
@@ -865,19 +551,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(memory_child(cfg, args.memory_child)))
         return 0
 
-    blas = blas_info()  # before torch is imported, which brings BLAS libraries of its own
+    info = machine()  # before torch is imported, which brings BLAS libraries of its own
     torch, torch_status = import_torch(not args.no_torch)
-    print_environment(blas, torch, torch_status)
+    print_machine(info)
+    print(f"PyTorch: {torch_status}")
+    print()
     load = background_load()
     print_background_load(load)
     print(cfg.describe())
-    mirror_every = WeightMirror().every
-    if "wm" in args.rules and args.steps % mirror_every:
-        print(f"note: --steps {args.steps} is not a multiple of {mirror_every}: wm blocks hold unequal mirror passes")
+    every = WeightMirror().every
+    if "wm" in args.rules and args.steps % every:
+        print(f"note: --steps {args.steps} is not a multiple of {every}: wm blocks hold unequal mirror passes")
     print()
 
     x, _ = cfg.batch_data()
-    flops = ConvFlopModel.of(cfg.build(), x)
+    flops = FlopModel.of(cfg.build(), x)
     # at least 10 tries at the peak (about 0.1 s each on 2 cores): one slow try must not set it
     peak = measure_peak(args.peak_size, repeats=max(10, args.repeats))
     shapes = measure_step_matmuls(flops, repeats=max(5, min(args.repeats, 7)))
@@ -896,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cases = build_cases(cfg, args.rules, flops, torch)
     time_cases(cases, warmup=args.warmup, repeats=args.repeats, steps=args.steps, settle=args.settle)
-    results = summarise(cases, peak)
+    results = summarise(cases, peak.gflops)
     print_results(cases, results, cfg, peak.gflops)
     print(f"(the matmuls alone, in minibp's layouts, take {floor * 1e3:.1f} ms of a step)")
     print()
@@ -904,10 +592,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mp: MinibpProfile | None = None
     tp: list[tuple[str, float, float]] | None = None
     if args.profile_steps:
-        mp = profile_minibp(make_step(cfg, args.profile_rule), args.profile_steps)
+        mp = profile_minibp(new_step(cfg, args.profile_rule), args.profile_steps)
         if torch is not None:
             time.sleep(args.settle)
-            tp = profile_torch(torch, make_step(cfg, "torch", torch), args.profile_steps)
+            tp = profile_torch(torch, new_step(cfg, "torch", torch), args.profile_steps)
         print_profiles(mp, tp, args.profile_rule)
 
     memory: dict[str, dict[str, Any]] = {}
@@ -915,34 +603,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases_run = [*args.rules, *(["torch"] if torch is not None else [])]
         memory = print_memory(measure_memory(cfg, cases_run, args.memory_runs))
 
-    if args.json is not None:
-        report = {
-            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "environment": {**environment_report(blas, torch), "background_load": load},
-            "flops": {
-                "layers": [asdict(g) for g in flops.layers],
-                "forward": flops.forward,
-                "weight_grads": flops.weight_grads,
-                "input_grads": flops.input_grads,
-                "step": flops.step,
-                "mirror": flops.mirror(mirror_m),
-            },
-            "matmul": [
-                {"label": r.label, "count": count, "m": r.m, "k": r.k, "n": r.n, "ms": r.seconds * 1e3}
-                for _, count, rates in shapes
-                for r in rates
-            ],
-            "matmul_floor_ms": floor * 1e3,
-            "peak_gflops": peak.gflops,
-            "sanity_losses": sanity,
-            "results": results,
-            "memory": memory,
-            "profile_minibp": None if mp is None else asdict(mp),
-            "profile_torch": tp,
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    report = {
+        "config": settings_of(args),
+        "environment": {**info, **torch_report(torch), "background_load": load},
+        "flops": {"layers": [asdict(g) for g in flops.layers], **flops.report(mirror_m)},
+        "matmul": matmul_report(peak, shapes),
+        "matmul_floor_ms": floor * 1e3,
+        "peak_gflops": peak.gflops,
+        "sanity_losses": sanity,
+        "results": results,
+        "memory": memory,
+        "profile_minibp": None if mp is None else asdict(mp),
+        "profile_torch": tp,
+    }
+    write_json(args.json, report)
     return 0
 
 

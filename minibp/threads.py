@@ -1,11 +1,13 @@
-"""How many BLAS threads a training step gets: one for small work, the library's own count otherwise.
+"""How many BLAS threads a training step gets: one for small products, the library's count for large ones.
 
-A small network's matrix products take microseconds, less than it takes BLAS threads to wake
-up and meet. On a machine whose other cores are busy the threads also wait for a core, and a
-step can take several times as long as on one thread. So a run whose step is small is limited
-to one BLAS thread for its duration (through threadpoolctl); a larger one keeps the count the
-library chose (``OPENBLAS_NUM_THREADS`` and the like still set it). ``benchmarks/bench_threads.py``
-measures where the boundary lies.
+A matrix product of a few million multiply-adds takes less time than BLAS threads take to wake
+up and meet, and on a machine whose other cores are busy the threads also wait for a core, so a
+step can take several times as long as on one thread. What counts is the size of each product,
+so the measure is the forward pass's multiply-adds per weight layer at the run's batch size: a
+run below :data:`ONE_THREAD_BELOW` is limited to one BLAS thread for its duration (through
+threadpoolctl); a larger one keeps the count the library chose (``OPENBLAS_NUM_THREADS`` and the
+like still set it). ``benchmarks/bench_threads.py`` measures where the boundary lies (its table
+is in ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from .backend import get_array_module
 from .layers.conv import Conv2D
 from .network import Network
 
-#: multiply-adds of one training step's forward pass below which one BLAS thread is used
-ONE_THREAD_BELOW = 50e6
+#: multiply-adds per weight layer in one training step's forward pass, below which one BLAS thread is used
+ONE_THREAD_BELOW = 10e6
 
 
 def forward_macs(net: Network, x: Any) -> int:
@@ -38,12 +40,12 @@ def forward_macs(net: Network, x: Any) -> int:
 
 def blas_threads_for(net: Network, example: Any, batch_size: int) -> AbstractContextManager[Any]:
     """A context in which ``net``'s training steps on batches of ``batch_size`` run: one BLAS thread
-    when a step's forward products (measured on ``example``, a batch of one) are below
-    :data:`ONE_THREAD_BELOW` multiply-adds, else the BLAS library's own thread count.
-    On a GPU backend, nothing changes."""
+    when a step's forward products (measured on ``example``, a batch of one) average below
+    :data:`ONE_THREAD_BELOW` multiply-adds per weight layer, else the BLAS library's own thread
+    count. On a GPU backend, nothing changes."""
     if get_array_module(example).__name__ != "numpy":
         return nullcontext()
-    if forward_macs(net, example) * batch_size >= ONE_THREAD_BELOW:
+    if forward_macs(net, example) * batch_size / len(net.weight_layers) >= ONE_THREAD_BELOW:
         return nullcontext()
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 

@@ -463,9 +463,11 @@ plt.close(fig)
 # %% [markdown]
 # ## 7. Both modes together
 #
-# Training alternates the modes: an engaged step (eqs 3–4, then the optimizer), then
-# `rule.after_step(net)`, which runs mirror mode every `every` steps. `W` keeps
-# changing, so `B` chases a moving target; with `every=1` and `λ_B = 0.05` it lags by
+# Training alternates the modes. `minibp.train_step(net, rule, loss_fn, optimizer, x, y)` is the
+# step `minibp.train` runs (read it in `minibp/step.py`): an engaged step — forward (eq 1), the
+# loss, the feedback path through `B` with the gradients of eq (4) (section 1), the optimizer —
+# and then `rule.after_step(net)`, which runs mirror mode (section 2) every `every` steps. `W`
+# keeps changing, so `B` chases a moving target; with `every=1` and `λ_B = 0.05` it lags by
 # about `1/λ_B = 20` steps. We train on digits and compare with feedback alignment, whose `B`
 # never learns.
 
@@ -480,12 +482,9 @@ def train_steps(name, steps=300, **options):
     losses, angles = [], []
     for _ in range(steps):
         idx = order.integers(0, len(data.x_train), 32)
-        out = model.forward(data.x_train[idx])  # engaged mode: eq (1)
-        loss, dout = loss_fn(out, data.y_train[idx])
-        model.backward(dout, r)  # eqs (3)-(4)
-        sgd.step(model.param_layers)
-        r.after_step(model)  # mirror mode (WM only): eqs (6)-(7)
-        losses.append(float(loss))
+        # engaged mode, eqs (1), (3)-(4), then mirror mode (WM only), eqs (6)-(7)
+        result = minibp.train_step(model, r, loss_fn, sgd, data.x_train[idx], data.y_train[idx])
+        losses.append(float(result.loss))
         angles.append(minibp.matrix_angles(model, r))
     probe = minibp.delta_angles(model, r, data.x_train[:256], data.y_train[:256], loss_fn)
     return np.array(losses), np.array(angles), probe[0], model

@@ -108,10 +108,8 @@ def one_kp_step(backend):
         rule = minibp.get_rule("kp")
         net.init_feedback(rule, np.random.default_rng(1))
         opt = minibp.SGD(0.05, momentum=0.9, weight_decay=1e-3)
-        out = net.forward(xp.asarray(digits.x_train[:64]))
-        _, dout = minibp.SoftmaxCrossEntropy()(out, xp.asarray(digits.y_train[:64]))
-        net.backward(dout, rule)
-        opt.step(net.param_layers)
+        x, y = xp.asarray(digits.x_train[:64]), xp.asarray(digits.y_train[:64])
+        minibp.train_step(net, rule, minibp.SoftmaxCrossEntropy(), opt, x, y)
         return [minibp.to_numpy(layer.W) for layer in net.weight_layers]
     finally:
         minibp.set_backend("numpy")
@@ -340,9 +338,9 @@ assert step(0.1, 31.99) == 0.1 and math.isclose(step(0.1, 32.0), 0.01) and math.
 #
 # The same network four channels wide instead of 64, on 32×32 images (the digits, enlarged 4× and
 # copied into three colour channels), trained for 17 steps of 32 images under each rule; we time
-# all but the first. Each step is the loop `minibp.train` runs: forward (eq 1) → loss →
-# `net.backward(dout, rule)` (eqs 2–4, and eq 17 for KP) → `opt.step` (eq 16, with momentum) → `rule.after_step`
-# (WM's mirror mode, eqs 6–7).
+# all but the first. Each step is `minibp.train_step`, the step `minibp.train` runs
+# (`minibp/step.py`): forward (eq 1) → loss → `net.backward(dout, rule)` (eqs 2–4, and eq 17 for
+# KP) → `opt.step` (eq 16, with momentum) → `rule.after_step` (WM's mirror mode, eqs 6–7).
 #
 # Seventeen steps are far too few for WM's `B` to learn much while training. So we mirror *before*
 # training — 20 passes of noise through every layer, no data needed (the paper's Discussion:
@@ -368,13 +366,9 @@ for name in RULES:
     for i in range(17):
         xb, yb = images[32 * i : 32 * (i + 1)], labels[32 * i : 32 * (i + 1)]
         t0 = time.perf_counter()
-        out = net.forward(xb)  # eq (1)
-        loss, dout = loss_fn(out, yb)
-        net.backward(dout, rule)  # eqs (2)-(4), (17)
-        opt.step(net.param_layers)  # eq (16), plus momentum
-        rule.after_step(net)  # eqs (6)-(7): every 4th step for WM
+        result = minibp.train_step(net, rule, loss_fn, opt, xb, yb)  # eqs (1)-(4), (16)-(17); (6)-(7) for WM
         times.append(time.perf_counter() - t0)
-        losses.append(float(loss))
+        losses.append(float(result.loss))
     tiny[name] = {"loss": losses, "ms": 1000 * np.mean(times[1:]), "angles": minibp.matrix_angles(net, rule)}
     print(f"{rule_label(name)}: loss {losses[0]:.3f} → {losses[-1]:.3f}, {tiny[name]['ms']:.0f} ms/step")
 

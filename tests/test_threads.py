@@ -32,12 +32,12 @@ def test_small_steps_run_on_one_blas_thread_and_large_ones_keep_the_librarys_cou
         pytest.skip("NumPy's BLAS is not visible to threadpoolctl here")
     small = mlp([64, 256, 256, 10], "relu", seed=0)
     example = np.zeros((1, 64), np.float32)
-    assert forward_macs(small, example) * 32 < ONE_THREAD_BELOW
+    assert forward_macs(small, example) * 32 / 3 < ONE_THREAD_BELOW
     with blas_threads_for(small, example, batch_size=32):
         assert _blas_threads() == [1] * len(before)
     assert _blas_threads() == before  # restored afterwards
     big = mlp([784, 1000, 1000, 10], "relu", seed=0)
     example = np.zeros((1, 784), np.float32)
-    assert forward_macs(big, example) * 128 >= ONE_THREAD_BELOW
+    assert forward_macs(big, example) * 128 / 3 >= ONE_THREAD_BELOW
     with blas_threads_for(big, example, batch_size=128):
         assert _blas_threads() == before
