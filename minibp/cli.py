@@ -22,7 +22,7 @@ from typing import Any
 from .compare import compare
 from .config import RUNTIME_SETTINGS, TrainConfig, default_text
 from .presets import PRESETS, describe_presets
-from .rules import RULES
+from .rules import PAPER_RULES, RULES
 from .runs import read_plan, settings_diff
 from .settings import choices_of, describe_range, settings_of
 from .train import TrainingInterrupted, TrainingStopped, train
@@ -79,12 +79,13 @@ def parser() -> argparse.ArgumentParser:
     )
     t = sub.add_parser("train", parents=[common], help="train one network under one rule")
     _add_config_flags(t)
-    c = sub.add_parser("compare", parents=[common], help="train all rules from the same seed and initial weights")
+    c = sub.add_parser("compare", parents=[common], help="train several rules from the same seed and initial weights")
     c.add_argument(
         "--rules",
         nargs="+",
-        choices=list(RULES),
-        help="rules to compare (default: all; with --resume, those of the comparison in --out)",
+        choices=[*RULES, "all"],
+        help=f"rules to compare, or all (default: the paper's five, {' '.join(PAPER_RULES)}; "
+        "with --resume, those of the comparison in --out)",
     )
     _add_config_flags(c, skip=("rule",))
     pl = sub.add_parser("plot", help="draw Fig 3 (test error) and Fig 4 (angles) from run folders, as PNG and PDF")
@@ -225,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"metrics: {args.out / config.rule / 'metrics.jsonl'}")
         else:
-            rules = args.rules or _resumed_rules(args) or list(RULES)
+            rules = args.rules or _resumed_rules(args) or list(PAPER_RULES)
+            rules = list(RULES) if rules == ["all"] else rules
             result = compare(
                 config, rules, out=args.out, progress=not args.quiet, resume=args.resume, per_rule=per_rule
             )

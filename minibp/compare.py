@@ -13,7 +13,7 @@ from .backend import set_backend
 from .checkpoint import read_meta
 from .config import RUNTIME_SETTINGS, TrainConfig
 from .data import BatchSource
-from .rules import RULES
+from .rules import PAPER_RULES
 from .runs import Record, check_run_folder, read_plan, write_json, write_plan
 from .train import TrainingDiverged, data_for, train
 
@@ -56,7 +56,7 @@ class Comparison:
 
 def compare(
     config: TrainConfig,
-    rules: Sequence[str] = tuple(RULES),
+    rules: Sequence[str] = PAPER_RULES,
     *,
     data: BatchSource | None = None,
     out: str | Path | None = None,
@@ -66,8 +66,8 @@ def compare(
     per_rule: Mapping[str, Mapping[str, Any]] | None = None,
     plan: bool = True,
 ) -> Comparison:
-    """Train every rule in ``rules`` from the same seed: the same initial ``W``, the same
-    initial random ``B`` (FA, WM, KP) and the same order of examples.
+    """Train every rule in ``rules`` (by default the paper's five) from the same seed: the same
+    initial ``W``, the same initial random ``B`` (FA, WM, KP) and the same order of examples.
 
     With ``out``: each run's ``<out>/<rule>/metrics.jsonl``, ``<out>/summary.json``
     (rule → last epoch's record), ``<out>/compare.png`` (Figs 3–4 style) and

@@ -48,8 +48,13 @@ def angle(a: Array, b: Array) -> float:
 
 
 def matrix_angles(net: Network, rule: Rule) -> list[float]:
-    """``∠(F_l, W_lᵀ)`` for every weight layer, input to output (Fig 4a, c, e)."""
-    return [angle(rule.feedback_matrix(layer), layer.transpose_weight()) for layer in net.weight_layers]
+    """``∠(F_l, W_lᵀ)`` for every weight layer, input to output (Fig 4a, c, e); the rule's
+    :meth:`~minibp.rules.Rule.alignment_target` stands for ``W_lᵀ`` (NaN where it has none)."""
+    angles = []
+    for layer in net.weight_layers:
+        target = rule.alignment_target(net, layer)
+        angles.append(math.nan if target is None else angle(rule.feedback_matrix(layer), target))
+    return angles
 
 
 def delta_angles(net: Network, rule: Rule, x: Array, targets: Array, loss_fn: Any) -> list[float]:

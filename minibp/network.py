@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .layers.base import Array, Layer
-from .layers.container import Deltas, Sequential
+from .layers.container import FeedbackPass, Sequential
 from .rules import Rule
 
 
@@ -31,11 +31,17 @@ class Network(Sequential):
             counts[kind] = counts.get(kind, 0) + 1
             layer.name = layer.name or f"{kind}{counts[kind]}"
 
-    def init_feedback(self, rule: Rule, rng: np.random.Generator) -> None:
-        """Give every weight layer the feedback weights ``rule`` keeps (FA, WM, KP: a random ``B``)."""
+    def init_feedback(self, rule: Rule, rng: np.random.Generator, example: Array | None = None) -> None:
+        """Give every weight layer the feedback weights ``rule`` keeps (FA, WM, KP: a random ``B``).
+
+        ``example``, a batch of inputs, is sent forward first (in evaluation mode, so nothing
+        trained moves) so that each layer has seen the shape of its input: direct feedback
+        alignment shapes its ``B`` by it."""
+        if example is not None:
+            self.forward(example, train=False)
         for layer in self.weight_layers:
             layer.params.pop("B", None)
-            rule.init_feedback(layer, rng)
+        rule.init_network(self, rng)
 
     def backward(self, dout: Array, rule: Rule, *, train: bool = True) -> list[Array]:
         """The feedback path from the output error ``dout = ∂L/∂(output)``.
@@ -46,9 +52,9 @@ class Network(Sequential):
         output. With ``train=False`` no gradient is stored: this is how metrics compute
         backprop's ``δ`` on the same forward pass without touching training.
         """
-        deltas: Deltas = {}
-        self.backward_path(dout, rule, train, deltas, need_input=False)
-        return [deltas[id(layer)] for layer in self.weight_layers]
+        fb = FeedbackPass(rule, train, error=dout)
+        self.backward_path(dout, fb, need_input=False)
+        return [fb.deltas[id(layer)] for layer in self.weight_layers]
 
     def buffer_arrays(self) -> dict[str, Any]:
         """Non-trained state (batch-norm running statistics) by ``layer.key``."""

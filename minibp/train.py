@@ -214,7 +214,6 @@ def _train(
     ckpt_path = run_dir / "checkpoint.npz" if run_dir is not None else None
     net = build_model(config, data)
     rule = config.make_rule()
-    net.init_feedback(rule, np.random.default_rng([config.seed, 1]))
     opt = make_optimizer(config)
     loss_fn = get_loss(config.loss)
     sample = (-1,) if config.model == "mlp" else data.image_shape  # MLPs see flat vectors, CNNs images
@@ -223,6 +222,7 @@ def _train(
         return xp.asarray(x.reshape(len(x), *sample), dtype=config.dtype), xp.asarray(y)
 
     x_probe, y_probe = to_device(*data.probe(min(config.probe_size, data.n_train)))
+    net.init_feedback(rule, np.random.default_rng([config.seed, 1]), example=x_probe[:1])
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
 
     def record(epoch: int, train_loss: float, train_acc: float, seconds: float) -> Record:

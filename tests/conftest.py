@@ -141,10 +141,11 @@ def conv_net_with_rule(rule_name, seed=0, **opts):
             Dense(4 * 3 * 3, 3, rng=rng, dtype="float64"),
         ]
     )
-    rule = get_rule(rule_name, **opts)
-    net.init_feedback(rule, np.random.default_rng(seed + 1))
     x = rng.standard_normal((5, 2, 7, 7))
     y = rng.integers(0, 3, 5)
+    rule = get_rule(rule_name, **opts)
+    example = minibp.backend.asarray(x[:1])  # DFA shapes B by each layer's input
+    net.init_feedback(rule, np.random.default_rng(seed + 1), example=example)
     return net, rule, x, y
 
 

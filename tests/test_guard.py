@@ -164,10 +164,10 @@ def _setup(backend: str, model: str, rule_name: str):
     make, shape = MODELS[model]
     net = make()
     rule = WeightMirror(every=1, batch_size=8, seed=3) if rule_name == "wm" else get_rule(rule_name)
-    net.init_feedback(rule, np.random.default_rng(1))
     rng = np.random.default_rng(0)
     x = xp.asarray(rng.standard_normal((6, *shape)), dtype="float32")
     y = xp.asarray(rng.integers(0, 10, 6))
+    net.init_feedback(rule, np.random.default_rng(1), example=x[:1])
     return net, rule, x, y
 
 

@@ -9,6 +9,7 @@ from conftest import check_grad
 
 from minibp import get_rule
 from minibp.layers import Conv2D, Dense, GlobalAvgPool, basic_block, bottleneck_block
+from minibp.layers.container import FeedbackPass
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.models import lenet, resnet18, resnet20, resnet50
 from minibp.network import Network
@@ -48,8 +49,7 @@ def test_residual_block_gradients_under_backprop(make, bn):
         for key, g in grads.items():
             check_grad(loss, layer.params[key], g, rng, n_dirs=2)
     # and the input gradient through both paths of the sum
-    deltas = {}
-    dx = net.backward_path(dout, get_rule("bp"), False, deltas)
+    dx = net.backward_path(dout, FeedbackPass(get_rule("bp"), train=False, error=dout))
     check_grad(loss, x, dx, rng, n_dirs=2)
 
 

@@ -21,7 +21,7 @@ from minibp.layers import BatchNorm, Conv2D, Dense, get_activation
 from minibp.layers.conv import conv2d_transpose, conv2d_weight_grad
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.network import Network
-from minibp.rules import RULES, WeightMirror
+from minibp.rules import PAPER_RULES, RULES, WeightMirror
 
 # --------------------------------------------------------------------------- two kinds of network
 
@@ -109,7 +109,8 @@ def assert_deltas_follow(net, inputs, deltas, F_of):
 
 
 def test_rules_are_selectable_by_name():
-    assert sorted(RULES) == ["bp", "fa", "kp", "ss", "wm"]
+    assert list(RULES)[:5] == list(PAPER_RULES) == ["bp", "fa", "ss", "wm", "kp"]
+    assert {"dfa", "frsf", "brsf"} <= set(RULES)
     for name in RULES:
         assert get_rule(name).name == name
     with pytest.raises(ValueError, match="unknown learning rule 'xx'"):
@@ -157,7 +158,7 @@ def test_ss_feeds_back_only_signs_at_a_fixed_scale(kind):
     assert_deltas_follow(net, inputs, deltas, lambda layer: np.sign(transposed(layer, layer.W)) * xiao_scale(layer))
 
 
-@pytest.mark.parametrize("name", ["fa", "wm", "kp", "ss"])
+@pytest.mark.parametrize("name", ["fa", "wm", "kp", "ss", "dfa", "frsf", "brsf"])
 def test_only_backprop_reads_W_magnitudes_in_the_feedback_path(kind, name):
     """Rescaling W's entries (keeping signs) changes backprop's feedback but no other rule's."""
     net, rule, _, _ = kind.net(name)
@@ -171,6 +172,86 @@ def test_only_backprop_reads_W_magnitudes_in_the_feedback_path(kind, name):
     f0 = np.array(rule_bp.feedback_matrix(bp.weight_layers[0]))
     bp.weight_layers[0].params["W"] *= 2
     assert not np.array_equal(rule_bp.feedback_matrix(bp.weight_layers[0]), f0)
+
+
+def test_frsf_feeds_back_signs_at_fixed_random_magnitudes(kind):
+    """frSF: F = sign(W)ᵀ ⊙ |R| with |R| (kept as B) drawn once, non-negative, never trained; δ by eq (3)."""
+    net, rule, x, _ = kind.net("frsf")
+    B0 = [layer.params["B"].copy() for layer in net.weight_layers]
+    for layer, b0 in zip(net.weight_layers, B0):
+        assert (b0 >= 0).all() and len(np.unique(b0)) > b0.size // 2  # random magnitudes, not one scale
+        np.testing.assert_array_equal(rule.feedback_matrix(layer), np.sign(transposed(layer, layer.W)) * b0)
+    inputs, deltas = forward_and_back(net, rule, x)
+    assert_deltas_follow(net, inputs, deltas, lambda layer: np.sign(transposed(layer, layer.W)) * layer.params["B"])
+    SGD(0.1, momentum=0.9, weight_decay=0.1).step(net.param_layers)
+    for layer, b0 in zip(net.weight_layers, B0):
+        np.testing.assert_array_equal(layer.params["B"], b0)
+
+
+def test_brsf_draws_new_magnitudes_every_batch_from_seed_and_step(kind):
+    """brSF: F = sign(W)ᵀ ⊙ |R_t|, |R_t| redrawn after every step from (seed, step, layer), so the same
+    step gives the same F (and a checkpoint's step count restores it); δ by eq (3) with that F."""
+    net, _, x, _ = kind.net("brsf")
+    rule = get_rule("brsf", seed=3)  # it keeps no B: nothing to draw at the start
+    layer = net.weight_layers[-1]
+    F0 = np.array(rule.feedback_matrix(layer))
+    np.testing.assert_array_equal(rule.feedback_matrix(layer), F0)
+    np.testing.assert_array_equal(np.abs(F0) > 0, np.ones_like(F0, dtype=bool))
+    np.testing.assert_array_equal(np.sign(F0), np.sign(transposed(layer, layer.W)))
+    inputs, deltas = forward_and_back(net, rule, x)
+    assert_deltas_follow(net, inputs, deltas, lambda above: np.array(rule.feedback_matrix(above)))
+    rule.after_step(net)
+    F1 = np.array(rule.feedback_matrix(layer))
+    assert not np.allclose(np.abs(F1), np.abs(F0)) and np.array_equal(np.sign(F1), np.sign(F0))
+    again = get_rule("brsf", seed=3)
+    again.load_state(rule.state())
+    np.testing.assert_array_equal(again.feedback_matrix(layer), F1)
+    other_seed = get_rule("brsf", seed=4)
+    other_seed.load_state(rule.state())
+    assert not np.array_equal(other_seed.feedback_matrix(layer), F1)
+
+
+def test_dfa_sends_the_output_error_to_every_layer_through_its_own_B(kind):
+    """DFA (Nøkland 2016): δ_l = φ'(y_l) ⊙ B_{l+1} e with e the output error, whatever δ_{l+1} is;
+    each B maps the K output errors to one input sample of its layer (C·H·W values for a kernel)."""
+    net, rule, x, _ = kind.net("dfa")
+    inputs, h = [], x
+    for layer in net.layers:
+        if layer.has_weights:
+            inputs.append(h)
+        h = layer.forward(h)
+    e = np.random.default_rng(7).standard_normal(h.shape)
+    deltas = net.backward(e, rule)
+    layers = net.weight_layers
+    for k in range(len(layers) - 1):
+        above, y_k = layers[k + 1], inputs[k + 1]
+        assert above.params["B"].shape == (y_k[0].size, e.shape[1])
+        expected = ((1 - y_k**2) * (e @ above.params["B"].T).reshape(y_k.shape)).reshape(deltas[k].shape)
+        np.testing.assert_allclose(deltas[k], expected, rtol=1e-12, err_msg=cmp("δ", deltas[k], expected))
+    np.testing.assert_array_equal(deltas[-1], e)  # the output layer's own δ is the error
+
+
+def test_dfa_matrix_angle_is_to_backprops_linear_path_and_nan_where_there_is_none(kind):
+    net, rule, _, _ = kind.net("dfa")
+    angles = matrix_angles(net, rule)
+    top = net.weight_layers[-1]
+    assert angles[-1] == pytest.approx(angle(top.params["B"], top.W.T))  # at the top, DFA is FA
+    if kind.name == "dense":
+        W1, W2, W3 = (layer.W for layer in net.weight_layers)
+        assert angles[1] == pytest.approx(angle(net.weight_layers[1].params["B"], W2.T @ W3.T))
+        assert angles[0] == pytest.approx(angle(net.weight_layers[0].params["B"], W1.T @ W2.T @ W3.T))
+    else:
+        assert np.isnan(angles[:-1]).all()  # a convolution above: no single matrix stands in B's place
+
+
+def test_dfa_needs_to_see_a_convolutions_input_to_shape_its_B():
+    from minibp.models import lenet
+
+    net = lenet((1, 8, 8), 10, width=2)
+    with pytest.raises(ValueError, match=r"give net.init_feedback\(rule, rng, example=x\[:1\]\)"):
+        net.init_feedback(get_rule("dfa"), np.random.default_rng(0))
+    net.init_feedback(get_rule("dfa"), np.random.default_rng(0), example=np.zeros((1, 1, 8, 8), np.float32))
+    assert net.weight_layers[1].params["B"].shape == (2 * 4 * 4, 10)
 
 
 # --------------------------------------------------------------------------- the forward update (4), KP (13)-(18)

@@ -9,6 +9,7 @@ derivative. A residual block (``residual.py``) is a container of two sequentials
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .activations import Activation, Identity
@@ -20,6 +21,18 @@ if TYPE_CHECKING:
 Deltas = dict[int, Array]  # id(weight layer) -> δ at its output
 
 
+@dataclass
+class FeedbackPass:
+    """One pass down the feedback path: the rule, whether gradients are stored (``train``), the
+    network's output error ``δ_L`` (which direct feedback alignment sends to every layer), and the
+    ``δ`` found at each weight layer's output, by ``id(layer)``."""
+
+    rule: Rule
+    train: bool
+    error: Array
+    deltas: Deltas = field(default_factory=dict)
+
+
 class Container(Layer):
     """A layer made of other layers. It runs its own feedback path, so the rule reaches
     every weight layer inside it."""
@@ -27,7 +40,7 @@ class Container(Layer):
     def children(self) -> list[Layer]:
         raise NotImplementedError
 
-    def backward_path(self, g: Array, rule: Rule, train: bool, deltas: Deltas, need_input: bool = True) -> Array:
+    def backward_path(self, g: Array, fb: FeedbackPass, need_input: bool = True) -> Array:
         raise NotImplementedError
 
     def walk(self) -> Iterator[Layer]:
@@ -75,21 +88,21 @@ class Sequential(Container):
             x = layer.forward(x, train)
         return x
 
-    def backward_path(self, g: Array, rule: Rule, train: bool, deltas: Deltas, need_input: bool = True) -> Array:
+    def backward_path(self, g: Array, fb: FeedbackPass, need_input: bool = True) -> Array:
         """The feedback path through these layers, from ``g = ∂L/∂(output)``; returns ``∂L/∂(input)``
         (``None`` when ``need_input`` is false and the first layer has weights)."""
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             if isinstance(layer, Container):
-                g = layer.backward_path(g, rule, train, deltas, need_input or i > 0)
+                g = layer.backward_path(g, fb, need_input or i > 0)
             elif isinstance(layer, WeightLayer):
-                deltas[id(layer)] = g
-                if train:
+                fb.deltas[id(layer)] = g
+                if fb.train:
                     layer.grads = layer.weight_grads(g)  # eq (4)
-                    rule.feedback_grads(layer)  # eq (17) for KP; nothing for the others
+                    fb.rule.feedback_grads(layer)  # eq (17) for KP; nothing for the others
                 if i == 0 and not need_input:
                     return None  # the network's input needs no δ
-                g = layer.backward_input(g, rule.feedback_matrix(layer))  # eq (2) or (3)
+                g = fb.rule.feedback(layer, g, fb.error)  # eq (2) or (3)
             else:
                 g = layer.backward(g)  # exact local derivative, e.g. φ'(y_l) ⊙ (eqs 2-3)
         return g

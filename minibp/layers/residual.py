@@ -19,7 +19,7 @@ import numpy as np
 
 from .activations import ReLU
 from .base import Array, Layer
-from .container import Container, Deltas, Sequential
+from .container import Container, FeedbackPass, Sequential
 from .conv import Conv2D
 from .norm import BatchNorm
 
@@ -49,10 +49,10 @@ class Residual(Container):
             raise ValueError(f"residual paths disagree: main gives {m.shape}, shortcut {s.shape}")
         return self.post.forward(m + s, train)
 
-    def backward_path(self, g: Array, rule, train: bool, deltas: Deltas, need_input: bool = True) -> Array:  # noqa: ANN001
-        g = self.post.backward_path(g, rule, train, deltas)
-        g_main = self.main.backward_path(g, rule, train, deltas)  # the sum passes g to both paths
-        g_short = g if self.shortcut is None else self.shortcut.backward_path(g, rule, train, deltas)
+    def backward_path(self, g: Array, fb: FeedbackPass, need_input: bool = True) -> Array:
+        g = self.post.backward_path(g, fb)
+        g_main = self.main.backward_path(g, fb)  # the sum passes g to both paths
+        g_short = g if self.shortcut is None else self.shortcut.backward_path(g, fb)
         return g_main + g_short
 
 

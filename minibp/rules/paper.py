@@ -1,11 +1,5 @@
-"""The learning rules. A rule decides only two things (see the README):
-
-1. the **feedback matrix** ``F`` that carries ``δ_{l+1}`` back to ``δ_l`` (eq 2 or 3), and
-2. **how the feedback weights ``B`` learn**, if they learn at all.
-
-Everything else (forward path eq 1, the forward update eq 4/16, exact derivatives of
-activations and losses) is the same for every rule and lives in the layers and
-the optimizer. No layer ever asks which rule it is under.
+"""The paper's five rules: backprop (eq 2), feedback alignment (eq 3), sign-symmetry, the weight
+mirror (Section 4) and Kolen–Pollack (Section 5).
 
 ======  ==========================  ================================================
 rule    feedback matrix ``F``        how ``B`` learns
@@ -16,83 +10,22 @@ rule    feedback matrix ``F``        how ``B`` learns
 ``wm``  learned ``B`` (eq 3)        mirror mode, eqs (6)–(7), (11)–(12), with decay
 ``kp``  learned ``B`` (eq 3)        eq (17): the update of ``W`` transposed, same η, λ, momentum
 ======  ==========================  ================================================
-
-A rule is a dataclass. Its fields declared with :func:`~minibp.settings.setting` are its
-settings: the run's settings, the command line's flags and a checkpoint's config take them
-from here, named ``<rule name>_<field>`` (``wm_sigma``, ``--wm-sigma``). Defining a subclass
-with a ``name`` registers it in :data:`RULES`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backend import get_array_module, get_backend
-from .settings import check_settings, setting, settings_of
+from ..backend import get_array_module, get_backend
+from ..settings import setting
+from .base import Array, Rule, random_feedback
 
 if TYPE_CHECKING:
-    from .layers.base import WeightLayer
-    from .network import Network
-
-Array = Any
-
-#: every rule by its name, in the order they are defined (and compared)
-RULES: dict[str, type[Rule]] = {}
-
-
-def _random_feedback(layer: WeightLayer, rng: np.random.Generator) -> None:
-    """A random ``B`` in the layout of ``Wᵀ`` at the scale of ``W``'s initialisation."""
-    shape = layer.transpose_weight().shape
-    layer.params["B"] = layer.as_feedback(rng.standard_normal(shape) * layer.init_std)
-
-
-@dataclass(kw_only=True)
-class Rule:
-    """Base class. Subclasses override what differs; defaults mean "no feedback weights".
-
-    ``seed`` is the run's seed, for rules that draw random numbers while training.
-    """
-
-    name: ClassVar[str] = ""
-    #: the rule's name in figures and tables
-    label: ClassVar[str] = ""
-    #: one line for ``--help``: the rule and where it comes from
-    title: ClassVar[str] = ""
-    #: what to try, besides a lower learning rate, when the loss diverges under this rule
-    divergence_hint: ClassVar[str] = ""
-
-    seed: int = 0
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
-            RULES[cls.name] = cls
-
-    def __post_init__(self) -> None:
-        check_settings(self)
-
-    def init_feedback(self, layer: WeightLayer, rng: np.random.Generator) -> None:
-        """Create the layer's feedback weights, if the rule keeps any."""
-
-    def feedback_matrix(self, layer: WeightLayer) -> Array:
-        """``F`` in ``δ_l = φ'(y_l) ⊙ F δ_{l+1}``, in the layout of ``Wᵀ``."""
-        return layer.params["B"]  # eq (3)
-
-    def feedback_grads(self, layer: WeightLayer) -> None:
-        """Add a gradient for ``B`` to ``layer.grads`` if the optimizer should update it."""
-
-    def after_step(self, net: Network) -> None:
-        """Work done between training steps (the weight mirror's mirror mode)."""
-
-    def state(self) -> dict[str, Any]:
-        """What a checkpoint must keep of the rule beyond the layers' arrays (JSON-able)."""
-        return {}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state`."""
+    from ..layers.base import WeightLayer
+    from ..network import Network
 
 
 class Backprop(Rule):
@@ -117,7 +50,7 @@ class FeedbackAlignment(Rule):
     name, label, title = "fa", "FA", "feedback alignment (Lillicrap et al. 2016), eq (3): a fixed random B"
 
     def init_feedback(self, layer: WeightLayer, rng: np.random.Generator) -> None:
-        _random_feedback(layer, rng)
+        random_feedback(layer, rng)
 
 
 class SignSymmetry(Rule):
@@ -192,7 +125,7 @@ class WeightMirror(Rule):
         return get_backend().random.default_rng(int(seed))
 
     def init_feedback(self, layer: WeightLayer, rng: np.random.Generator) -> None:
-        _random_feedback(layer, rng)
+        random_feedback(layer, rng)
 
     def after_step(self, net: Network) -> None:
         self._steps += 1
@@ -230,24 +163,7 @@ class KolenPollack(Rule):
     name, label, title = "kp", "KP", "Kolen-Pollack (Section 5), eq (17): B gets W's update, transposed"
 
     def init_feedback(self, layer: WeightLayer, rng: np.random.Generator) -> None:
-        _random_feedback(layer, rng)
+        random_feedback(layer, rng)
 
     def feedback_grads(self, layer: WeightLayer) -> None:
         layer.grads["B"] = layer.feedback_grad(layer.grads)  # eq (17): y_l δ_{l+1}ᵀ
-
-
-def get_rule(name: str | Rule, **options: Any) -> Rule:
-    """A rule by name (``bp, fa, ss, wm, kp``); ``options`` are the rule's own settings and ``seed``."""
-    if isinstance(name, Rule):
-        return name
-    key = str(name).strip().lower()
-    if key not in RULES:
-        raise ValueError(f"unknown learning rule {name!r}: choose one of {', '.join(RULES)}")
-    cls = RULES[key]
-    known = {f.name for f in settings_of(cls)} | {"seed"}
-    unknown = sorted(set(options) - known)
-    if unknown and len(known) == 1:
-        raise ValueError(f"rule {key!r} takes no options, got {unknown}: it has no settings")
-    if unknown:
-        raise ValueError(f"rule {key!r} has no setting(s) {unknown}: its settings are {', '.join(sorted(known))}")
-    return cls(**options)
