@@ -9,18 +9,24 @@ from .base import PAPER_RULES, RULES, Rule, get_rule, random_feedback
 from .paper import Backprop, FeedbackAlignment, KolenPollack, SignSymmetry, WeightMirror
 from .dfa import DirectFeedbackAlignment
 from .sign import BatchRandomSignFeedback, FixedRandomSignFeedback
+from .family import ActivationAlignment, FamilyKolenPollack, FamilyMirror, InformationAlignment, SymmetricAlignment
 
 __all__ = [
     "PAPER_RULES",
     "RULES",
+    "ActivationAlignment",
     "Backprop",
     "BatchRandomSignFeedback",
     "DirectFeedbackAlignment",
+    "FamilyKolenPollack",
+    "FamilyMirror",
     "FeedbackAlignment",
     "FixedRandomSignFeedback",
+    "InformationAlignment",
     "KolenPollack",
     "Rule",
     "SignSymmetry",
+    "SymmetricAlignment",
     "WeightMirror",
     "get_rule",
     "random_feedback",

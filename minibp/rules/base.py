@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from ..backend import get_backend
 from ..settings import check_settings, settings_of
 
 if TYPE_CHECKING:
@@ -38,6 +39,18 @@ RULES: dict[str, type[Rule]] = {}
 
 #: the five rules the paper compares, the ones ``minibp compare`` trains unless told otherwise
 PAPER_RULES = ("bp", "fa", "ss", "wm", "kp")
+
+
+def mirror_noise_generator(seed: int, pass_number: int) -> Any:
+    """The generator of mirror pass ``pass_number``'s noise (0, 1, …), seeded by ``(seed, pass_number)``
+    on the current backend: the stream of every rule that mirrors noise, so that they can be
+    compared on the same noise.
+
+    A fresh generator per pass, rather than one long stream, keeps a rule's whole random state in
+    one integer, so a checkpoint restores it exactly on NumPy and CuPy.
+    """
+    state = np.random.SeedSequence([int(seed), 3, int(pass_number)]).generate_state(1)[0]
+    return get_backend().random.default_rng(int(state))
 
 
 def random_feedback(layer: WeightLayer, rng: np.random.Generator) -> None:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backend import get_array_module, get_backend
+from ..backend import get_array_module
 from ..settings import setting
-from .base import Array, Rule, random_feedback
+from .base import Array, Rule, mirror_noise_generator, random_feedback
 
 if TYPE_CHECKING:
     from ..layers.base import WeightLayer
@@ -116,13 +116,8 @@ class WeightMirror(Rule):
         self._steps, self._passes = int(state["steps"]), int(state["passes"])
 
     def noise_generator(self, pass_number: int) -> Any:
-        """The generator of mirror pass ``pass_number``'s noise (0, 1, …), seeded by ``(seed, pass_number)``.
-
-        A fresh generator per pass, rather than one long stream, keeps the rule's whole
-        random state in one integer, so a checkpoint restores it exactly on NumPy and CuPy.
-        """
-        seed = np.random.SeedSequence([int(self.seed), 3, int(pass_number)]).generate_state(1)[0]
-        return get_backend().random.default_rng(int(seed))
+        """The generator of mirror pass ``pass_number``'s noise (:func:`mirror_noise_generator`)."""
+        return mirror_noise_generator(self.seed, pass_number)
 
     def init_feedback(self, layer: WeightLayer, rng: np.random.Generator) -> None:
         random_feedback(layer, rng)
