@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give the minibp command after --, e.g. -- compare --model cnn")
     if "--out" in command:
         p.error("leave out --out: the run goes to runs/results/NAME")
+    head = git("rev-parse", "HEAD")  # the commit that trains, read before it starts
     out = ROOT / "runs" / "results" / args.name
     run = [sys.executable, "-m", "minibp", *command, "--out", str(out), "--quiet"]
     if any(out.glob("*/checkpoint.npz")):
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if printed.returncode != 0:
         return printed.returncode
     dest = ROOT / "benchmarks" / "results" / args.name
-    commits = [git("rev-parse", "HEAD")]
+    commits = [head]
     if "--resume" in run and (dest / "provenance.json").is_file():  # the run was begun at an earlier commit
         earlier = json.loads((dest / "provenance.json").read_text()).get("commits", [])
         commits = [c for c in earlier if c != commits[0]] + commits
