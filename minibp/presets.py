@@ -14,7 +14,8 @@ its sections on the weight mirror tell how the mirror's settings were chosen):
   so that ``W − Bᵀ`` shrinks (eqs 13–14), and WM trains at BP's learning rate because the
   decay minibp adds to eq (7) bounds its ``B``.
 * ``fashion-lenet``: the LeNet setup of a published benchmark of feedback-alignment methods;
-  the initial learning rate, FA's and DFA's lower ones and WM's fast, normalised mirroring are minibp's.
+  the initial learning rate, FA's, DFA's and SA's lower ones and WM's and AA's fast mirroring are
+  minibp's.
 * ``cifar10-resnet20``: the same benchmark's CIFAR-10 ResNet-20 runs; the milestones are minibp's.
 * ``imagenet-resnet18``/``imagenet-resnet50``: the paper's ImageNet runs (Section 6: batch norm
   after the ReLU, ReLUs without bias-blocking, learning rate ×0.1 at epoch 32), with the ResNet
@@ -88,10 +89,12 @@ PRESETS: dict[str, Preset] = {
             "milestones": [50, 75],
             "gamma": 0.1,
         },
-        # FA's and DFA's random B diverge at 0.01 (DFA's at 0.0025 too); WM mirrors fast and normalised (README)
+        # a random B diverges at 0.01 (FA's, DFA's, SA's; DFA's at 0.0025 too); WM and AA mirror fast (README)
         {
             "fa": {"lr": 0.0025},
             "dfa": {"lr": 0.001},
+            "sa": {"lr": 0.0025},
+            "aa": {"aa_lr": 125.0, "aa_every": 1, "aa_batch_size": 1024},
             "wm": {"wm_lr": 0.5, "wm_decay": 0.5, "wm_every": 1, "wm_batch_size": 1024, "wm_normalize": True},
         },
     ),
