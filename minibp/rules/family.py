@@ -207,9 +207,8 @@ class ActivationAlignment(AlignmentRule):
 
     Defaults: the coefficients of Kunin et al.'s code (α 1e-3, β 2e-3). Noise mode is minibp's
     choice: in activity mode ``B`` aligns only along the few directions where a layer's input (a
-    ReLU network's, without batch norm, dominated by its mean) varies strongly; that low-rank
-    feedback trains the digits MLP worse than feedback alignment (0.86 against 0.97) and makes
-    the digits CNN diverge.
+    ReLU network's, without batch norm, dominated by its mean) varies strongly (the README's
+    section on the alignment family gives what that did to training).
     """
 
     name, label, title = "aa", "AA", "activation alignment (Kunin et al. 2020): B descends sparse + amp"
@@ -240,7 +239,7 @@ class InformationAlignment(AlignmentRule):
     Defaults: the coefficients of Kunin et al.'s code (α 2e-3, β 1e-3, γ 1e-3). Noise mode is
     minibp's choice: in activity mode the null term's curvature grows with the activity's power
     ``E‖W x‖²``, which nothing bounds in an MLP without batch norm (Kunin et al.'s ResNets have
-    it), and on the digits MLP the run falls back to chance after ~30 epochs.
+    it; the README's section on the alignment family gives what that did to training).
     """
 
     name, label, title = "ia", "IA", "information alignment (Kunin et al. 2020): B descends amp + null + decay"
