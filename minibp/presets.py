@@ -56,7 +56,7 @@ _IMAGENET = {
 
 PRESETS: dict[str, Preset] = {
     "digits-mlp": Preset(
-        "the default job: scikit-learn's 8x8 digits, MLP 64-256-256-10 with ReLU, about 25 s for the paper's five rules",
+        "the default job: scikit-learn's 8x8 digits, MLP 64-256-256-10 with ReLU, about 25 s for the paper's rules",
         {"dataset": "digits", "model": "mlp", "hidden": [256, 256], "activation": "relu", "epochs": 100},
     ),
     "mnist-sigmoid": Preset(
