@@ -12,8 +12,11 @@ Momentum is minibp's addition: the paper's eqs (16)–(17) have none. Kolen–Po
 stays exact: ``W`` and ``Bᵀ`` receive identical gradients, so
 their difference ``D = W − Bᵀ`` obeys ``v_D ← μ v_D + wd · D``, ``D ← D − η v_D``:
 the gradients cancel and only decay acts on ``D``. Without momentum that is
-``D_t = (1 − λ)^t D_0`` (eqs 13–14); with momentum ``D`` still shrinks
-geometrically, about ``λ / (1 − μ)`` per step once the buffer has filled.
+``D_t = (1 − λ)^t D_0`` (eqs 13–14). With momentum ``D_{t+1} = (1 + μ − λ) D_t − μ D_{t−1}``:
+while ``λ ≤ (1 − √μ)²`` (2.6·10⁻³ at μ = 0.9) the roots of ``z² − (1 + μ − λ) z + μ`` are real
+and ``D`` shrinks by the larger one, about ``λ / (1 − μ)`` a step for small ``λ``; beyond that
+they are complex, of modulus ``√μ``, and ``D`` shrinks by ``1 − √μ`` a step at most, however
+large ``λ`` is.
 
 Weight decay applies to the params a layer lists in ``decayed`` (``W`` and ``B``),
 not to biases.

@@ -332,7 +332,8 @@ plt.close(fig)
 #    the difference `D = W − Bᵀ` obeys `v ← μ v + wd · D`, `D ← D − η v`. Show that
 #    `D_{t+1} = (1 + μ − λ) D_t − μ D_{t−1}`, so `D` still shrinks geometrically, and estimate the
 #    rate from a training run. Compare with the root of `z² − (1 + μ − λ) z + μ = 0` and with the
-#    approximation `λ / (1 − μ)`.
+#    approximation `λ / (1 − μ)`, which holds only while `λ ≤ (1 − √μ)²`: beyond that the roots
+#    are complex, of modulus `√μ`, and the rate is capped at `1 − √μ`.
 # 2. **No decay.** With `λ = 0` (weight_decay 0), show that `W − Bᵀ` stays exactly what it was at
 #    the start while `W` itself moves a lot. Does the angle `∠(B, Wᵀ)` still fall? Why?
 # 3. **Half-life.** How many steps does `‖W − Bᵀ‖` take to halve, as a function of `λ`? Check the

@@ -104,7 +104,8 @@ plt.close(fig)
 # defaults so that the feedback rules have time to align within 20 epochs (900 steps):
 #
 # * **weight decay 0.02.** KP's `B` becomes `Wᵀ` only through decay (eqs 13–14): the random
-#   part of `W − Bᵀ` shrinks by about `λ/(1 − μ)` per step, `λ = η · weight_decay`. We
+#   part of `W − Bᵀ` shrinks by about `λ/(1 − μ)` per step, `λ = η · weight_decay` (for
+#   `λ ≤ (1 − √μ)²`, as here; beyond it the rate is capped at `1 − √μ`). We
 #   compute that exactly in section 3.
 # * **mirror rates `η_B = λ_B = 0.02`.** WM's `B` tracks `Wᵀ` with a lag of about
 #   `1/λ_B` mirror passes (one pass every 4 steps): 50 passes = 200 steps here, rather than

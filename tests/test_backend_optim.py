@@ -96,3 +96,36 @@ def test_schedules():
         get_schedule("exp", epochs=3)
     with pytest.raises(ValueError, match="momentum must lie in"):
         SGD(0.1, momentum=1.0)
+
+
+@pytest.mark.parametrize(("wd", "regime"), [(0.01, "real"), (0.5, "complex")])
+def test_momentum_decay_contracts_as_its_recurrence_says(wd, regime):
+    """With momentum μ and gradients that cancel (KP's W − Bᵀ), decay alone drives
+    D_{t+1} = b D_t − μ D_{t−1}, b = 1 + μ − λ, λ = η·wd. While λ ≤ (1 − √μ)² the roots of
+    z² − b z + μ are real and D shrinks by the larger one, 1 − r ≈ λ / (1 − μ) for small λ; beyond
+    it they are complex, of modulus √μ, and D shrinks by √μ a step, however large λ is
+    (Q_t = D_t² − b D_t D_{t−1} + μ D_{t−1}² falls by exactly μ a step, and is positive definite there)."""
+    lr, mu = 0.1, 0.9
+    lam, b = lr * wd, 1 + mu - lr * wd
+    layer = Dense(4, 3, rng=np.random.default_rng(0), dtype="float64")
+    layer.params.pop("b")
+    w0 = layer.W[0, 0]
+    opt = SGD(lr, momentum=mu, weight_decay=wd)
+    d = [1.0]  # every entry of W follows the same scalar recursion: W_t = d_t · W_0
+    for _ in range(400):
+        layer.grads = {"W": np.zeros_like(layer.W)}  # gradients that cancel leave decay alone
+        opt.step([layer])
+        d.append(layer.W[0, 0] / w0)
+    d = np.array(d)
+    assert (lam <= (1 - np.sqrt(mu)) ** 2) == (regime == "real")
+    q = d[2:] ** 2 - b * d[2:] * d[1:-1] + mu * d[1:-1] ** 2
+    np.testing.assert_allclose(q[1:], mu * q[:-1], rtol=1e-6, atol=1e-12 * abs(q[0]))
+    if regime == "real":
+        r = (b + np.sqrt(b * b - 4 * mu)) / 2
+        assert d[400] / d[399] == pytest.approx(r, rel=1e-9)
+        assert 1 - r == pytest.approx(lam / (1 - mu), rel=0.15)  # the rule of thumb holds here
+    else:
+        assert b * b < 4 * mu  # Q is positive definite: |D_t| is within a constant of √μ^t
+        envelope = np.abs(d) / np.sqrt(mu) ** np.arange(d.size)
+        assert 0.5 < envelope[300:360].max() / envelope[:60].max() < 2  # √μ a step, no faster, no slower
+        assert 1 - np.sqrt(mu) < 0.2 * lam / (1 - mu)  # the rule of thumb would claim ten times more
