@@ -360,7 +360,8 @@ def test_conv_mirror_correlation_is_eq7_whether_or_not_it_reuses_the_forward_col
 
 
 def _mirror_one_layer(biases, bias_blocking, steps=6000, seed=7):
-    """Mirror a single tanh layer from a random B; returns the angle ∠(B, Wᵀ) before and after.
+    """Mirror a single tanh layer from a random B; returns the angle ∠(B, Wᵀ) before and after,
+    and the layer.
 
     The rows of W get equal norms, so with Gaussian noise every unit's mean slope
     E[φ'(w_i·y + b_i)] is the same whenever the b_i are: the assumption
@@ -376,25 +377,39 @@ def _mirror_one_layer(biases, bias_blocking, steps=6000, seed=7):
     start = angle(layer.params["B"], layer.W.T)
     for _ in range(steps):
         rule.mirror(net)
-    return start, angle(layer.params["B"], layer.W.T)
+    return start, angle(layer.params["B"], layer.W.T), layer
 
 
 def test_weight_mirror_with_bias_blocking_aligns_despite_unequal_biases():
     """Eq (12): with biases blocked, E[ΔB] ∝ φ'(0) Wᵀ whatever the biases are."""
-    start, end = _mirror_one_layer(biases=np.linspace(-1.5, 1.5, 6), bias_blocking=True)
+    start, end, _ = _mirror_one_layer(biases=np.linspace(-1.5, 1.5, 6), bias_blocking=True)
     assert start > 60 and end < 1, (start, end)
 
 
 def test_weight_mirror_without_bias_blocking_aligns_when_biases_are_equal():
     """Eq (11): without bias-blocking, E[ΔB] ∝ φ'(b) Wᵀ, a scalar multiple when all b are equal."""
-    start, end = _mirror_one_layer(biases=np.full(6, 0.8), bias_blocking=False)
+    start, end, _ = _mirror_one_layer(biases=np.full(6, 0.8), bias_blocking=False)
     assert start > 60 and end < 1, (start, end)
 
 
 def test_weight_mirror_without_bias_blocking_is_skewed_by_unequal_biases():
     """The failure eq (12) repairs: unequal biases scale Wᵀ's columns by different φ'(b_i)."""
-    _, end = _mirror_one_layer(biases=np.linspace(-1.5, 1.5, 6), bias_blocking=False)
+    _, end, _ = _mirror_one_layer(biases=np.linspace(-1.5, 1.5, 6), bias_blocking=False)
     assert end > 5, end
+
+
+def test_weight_mirror_without_bias_blocking_scales_each_column_by_eq11s_factor():
+    """Eq (11) with decay, unit by unit: without bias-blocking column i of B settles at
+    (η_B/λ_B) σ² E[φ'(w_i·y + b_i)] w_iᵀ, the mean slope at that unit's own bias (here η_B = λ_B and
+    ‖w_i‖ = 1, so w_i·y ~ N(0, σ²)); the expectation by Gauss–Hermite quadrature."""
+    biases = np.linspace(-1.5, 1.5, 6)
+    _, _, layer = _mirror_one_layer(biases=biases, bias_blocking=False)
+    sigma = 0.5
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)  # E[f(z)], z ~ N(0, 1)
+    slope = [weights @ (1 - np.tanh(sigma * nodes + b) ** 2) / weights.sum() for b in biases]
+    fitted = np.einsum("ji,ij->i", layer.params["B"], layer.W)  # B's column i along the unit row w_i
+    np.testing.assert_allclose(fitted, sigma**2 * np.array(slope), rtol=0.03, err_msg=cmp("B/Wᵀ", fitted, slope))
+    assert max(slope) / min(slope) > 3  # the factors differ: a wrong bias would show
 
 
 MIRROR_CASES = {  # (what follows the layer, σ, normalize, φ'_s: the mean slope of φ over the noise)
