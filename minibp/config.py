@@ -18,7 +18,7 @@ from typing import Any
 from .backend import requested_backend
 from .data import ALIASES, DATASETS
 from .layers.activations import ACTIVATIONS
-from .layers.residual import BN_PLACEMENTS
+from .layers.residual import BN_PLACEMENTS, SHORTCUTS
 from .losses import LOSSES
 from .models import MODELS
 from .optim import SCHEDULES
@@ -47,6 +47,7 @@ _MODEL_SETTINGS = {
     "activation": ("mlp",),
     "width": ("cnn", "resnet20", "resnet18", "resnet50"),
     "bn": ("resnet20", "resnet18", "resnet50"),
+    "shortcut": ("resnet20",),
 }
 
 
@@ -71,6 +72,12 @@ class RunSettings:
     )
     bn: str = setting(
         "after", "batch-norm placement in ResNets: after the ReLU (the paper's) or before it", choices=BN_PLACEMENTS
+    )
+    shortcut: str = setting(
+        "projection",
+        "ResNet-20's shortcut where a stage starts: a 1x1 convolution and batch norm (projection), or He et al.'s "
+        "parameter-free CIFAR shortcut, subsampled with zero channels added (zeropad)",
+        choices=SHORTCUTS,
     )
     loss: str = setting("cross_entropy", "loss", choices=lambda: LOSSES)
     epochs: int | None = setting(None, "training epochs", ge=1, kind=int)

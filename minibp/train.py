@@ -92,6 +92,8 @@ def build_model(config: TrainConfig, data: BatchSource) -> Network:
         kwargs["width"] = config.width
     if config.model != "cnn":
         kwargs["bn"] = config.bn
+    if config.model == "resnet20":
+        kwargs["shortcut"] = config.shortcut
     return CONV_MODELS[config.model](data.image_shape, data.n_classes, **kwargs)
 
 

@@ -10,6 +10,7 @@ from conftest import check_grad
 from minibp import get_rule
 from minibp.layers import Conv2D, Dense, GlobalAvgPool, basic_block, bottleneck_block
 from minibp.layers.container import FeedbackPass
+from minibp.layers.residual import ZeroPadShortcut
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.models import lenet, resnet18, resnet20, resnet50
 from minibp.network import Network
@@ -25,10 +26,11 @@ def _block_net(block, c_in, rng):
     [
         lambda rng, bn: basic_block(4, 4, 1, bn=bn, rng=rng, dtype="float64"),  # identity shortcut
         lambda rng, bn: basic_block(4, 6, 2, bn=bn, rng=rng, dtype="float64"),  # projection shortcut
+        lambda rng, bn: basic_block(4, 6, 2, bn=bn, shortcut="zeropad", rng=rng, dtype="float64"),
         lambda rng, bn: bottleneck_block(4, 2, 2, bn=bn, rng=rng, dtype="float64"),
         lambda rng, bn: bottleneck_block(8, 2, 1, bn=bn, rng=rng, dtype="float64"),
     ],
-    ids=["basic", "basic-projection", "bottleneck-projection", "bottleneck"],
+    ids=["basic", "basic-projection", "basic-zeropad", "bottleneck-projection", "bottleneck"],
 )
 @pytest.mark.parametrize("bn", ["before", "after"])
 def test_residual_block_gradients_under_backprop(make, bn):
@@ -66,3 +68,21 @@ def test_model_output_shapes():
     assert lenet((1, 8, 8), 10).forward(np.zeros((2, 1, 8, 8), dtype=np.float32)).shape == (2, 10)
     with pytest.raises(ValueError, match="images of shape"):
         resnet20((32, 32), 10)
+
+
+def test_zero_padding_shortcut_is_he_et_als_option_a_and_its_backward_is_the_adjoint():
+    """He et al.'s parameter-free CIFAR shortcut: x subsampled by the stride, zero channels after its
+    own; ResNet-20 then has 269,722 parameters on CIFAR-10, against 272,474 with projections."""
+    rng = np.random.default_rng(3)
+    short = ZeroPadShortcut(3, 5, 2)
+    x = rng.standard_normal((2, 3, 7, 7))
+    y = short.forward(x)
+    assert y.shape == (2, 5, 4, 4)
+    np.testing.assert_array_equal(y[:, :3], x[:, :, ::2, ::2])
+    assert not y[:, 3:].any()
+    dy = rng.standard_normal(y.shape)
+    assert np.vdot(dy, y) == pytest.approx(np.vdot(short.backward(dy), x), rel=1e-12)  # <dy, Sx> = <Sᵀdy, x>
+    assert resnet20((3, 32, 32), 10, shortcut="zeropad").n_params() == 269_722
+    assert resnet20((3, 32, 32), 10).n_params() == 272_474
+    with pytest.raises(ValueError, match="shortcut must be one of projection, zeropad"):
+        resnet20((3, 32, 32), 10, shortcut="identity")

@@ -153,6 +153,7 @@ def test_each_model_takes_its_own_defaults_and_given_values_win():
         ({"model": "mlp", "width": 8}, r"--width applies to --model cnn\|resnet20\|resnet18\|resnet50 only"),
         ({"model": "cnn", "bn": "before"}, r"--bn applies to --model resnet20\|resnet18\|resnet50 only"),
         ({"schedule": "cosine", "milestones": [1]}, r"milestones \[1.0\] apply to the step schedule only"),
+        ({"model": "cnn", "shortcut": "zeropad"}, r"--shortcut applies to --model resnet20 only"),
     ],
 )
 def test_settings_a_run_would_ignore_are_refused(settings, message, tmp_path):
@@ -285,3 +286,16 @@ def test_conv_models_train_on_digits_under_every_rule(model):
         assert hist[-1]["train_loss"] < hist[0]["train_loss"], (rule, hist[0]["train_loss"], hist[-1]["train_loss"])
         # the first convolution learned from the δ that reached it: decay alone would only scale its kernel
         assert angle(net.weight_layers[0].W, start) > 0.5, (rule, angle(net.weight_layers[0].W, start))
+
+
+@pytest.mark.parametrize("rule", ["wm", "kp", "dfa"])
+def test_resnet20_with_parameter_free_shortcuts_trains(rule, tmp_path):
+    """--shortcut zeropad: no weight layer on the shortcuts, so the mirror, KP's B and DFA's B live on
+    the branches alone; the setting is saved with the run."""
+    cfg = TrainConfig(
+        rule=rule, model="resnet20", width=4, shortcut="zeropad", epochs=1, probe_size=16, wm_every=1, wm_batch_size=8
+    )
+    net, hist = train(cfg, data=load_digits(flatten=False), out=tmp_path, progress=False)
+    assert len(net.weight_layers) == 20  # 19 convolutions and the classifier: no projections
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert json.loads((tmp_path / rule / "config.json").read_text())["shortcut"] == "zeropad"

@@ -10,13 +10,19 @@ Batch-norm placement is a setting:
 * ``"after"``: the paper's variant (its Appendix D.3), BatchNorm after each ReLU:
   ``conv → ReLU → BN → conv``, sum, ``ReLU → BN``.
 
-Projection shortcuts (a strided 1×1 convolution and a BN) are used wherever the shape changes.
+Where the shape changes, the shortcut is a setting too (``SHORTCUTS``):
+
+* ``"projection"``: a strided 1×1 convolution and a BN (He et al. 2016's option B), a weight layer
+  with feedback weights of its own under every rule;
+* ``"zeropad"``: the parameter-free shortcut of He et al.'s CIFAR networks (option A): the input
+  subsampled by the stride, its extra channels zeros (:class:`ZeroPadShortcut`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module
 from .activations import ReLU
 from .base import Array, Layer
 from .container import Container, FeedbackPass, Sequential
@@ -24,6 +30,7 @@ from .conv import Conv2D
 from .norm import BatchNorm
 
 BN_PLACEMENTS = ("before", "after")
+SHORTCUTS = ("projection", "zeropad")
 
 
 class Residual(Container):
@@ -56,6 +63,33 @@ class Residual(Container):
         return g_main + g_short
 
 
+class ZeroPadShortcut(Layer):
+    """He et al.'s parameter-free shortcut (option A): ``x`` subsampled by ``stride`` in height and
+    width, then ``c_out − c_in`` channels of zeros after its own. Its backward pass is the exact
+    adjoint: the error of the first ``c_in`` channels, put back at the subsampled positions."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        if c_out < c_in or stride < 1:
+            raise ValueError(f"a zero-padding shortcut widens and subsamples: got {c_in} → {c_out}, stride {stride}")
+        self.c_in, self.c_out, self.stride = c_in, c_out, stride
+
+    def __repr__(self) -> str:
+        return f"ZeroPadShortcut({self.c_in}, {self.c_out}, stride={self.stride})"
+
+    def forward(self, x: Array, train: bool = True) -> Array:
+        self.x_shape = x.shape
+        sub = x[:, :, :: self.stride, :: self.stride]
+        out = get_array_module(x).zeros((x.shape[0], self.c_out, *sub.shape[2:]), dtype=x.dtype)
+        out[:, : self.c_in] = sub
+        return out
+
+    def backward(self, dy: Array) -> Array:
+        dx = get_array_module(dy).zeros(self.x_shape, dtype=dy.dtype)
+        dx[:, :, :: self.stride, :: self.stride] = dy[:, : self.c_in]
+        return dx
+
+
 def _conv(c_in: int, c_out: int, k: int, stride: int, rng: np.random.Generator, dtype: str) -> Conv2D:
     return Conv2D(c_in, c_out, k, stride=stride, padding=k // 2, bias=False, gain=ReLU.gain, rng=rng, dtype=dtype)
 
@@ -64,9 +98,15 @@ def _norm_relu(c: int, bn: str, dtype: str) -> list[Layer]:
     return [BatchNorm(c, dtype=dtype), ReLU()] if bn == "before" else [ReLU(), BatchNorm(c, dtype=dtype)]
 
 
-def _shortcut(c_in: int, c_out: int, stride: int, rng: np.random.Generator, dtype: str) -> Sequential | None:
+def _shortcut(
+    c_in: int, c_out: int, stride: int, rng: np.random.Generator, dtype: str, kind: str = "projection"
+) -> Sequential | None:
     if stride == 1 and c_in == c_out:
         return None
+    if kind not in SHORTCUTS:
+        raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {kind!r}")
+    if kind == "zeropad":
+        return Sequential([ZeroPadShortcut(c_in, c_out, stride)])
     return Sequential([_conv(c_in, c_out, 1, stride, rng, dtype), BatchNorm(c_out, dtype=dtype)])
 
 
@@ -80,9 +120,16 @@ def _check_bn(bn: str) -> None:
 
 
 def basic_block(
-    c_in: int, c_out: int, stride: int = 1, *, bn: str = "after", rng: np.random.Generator, dtype: str = "float32"
+    c_in: int,
+    c_out: int,
+    stride: int = 1,
+    *,
+    bn: str = "after",
+    shortcut: str = "projection",
+    rng: np.random.Generator,
+    dtype: str = "float32",
 ) -> Residual:
-    """Two 3×3 convolutions (ResNet-18/20/34)."""
+    """Two 3×3 convolutions (ResNet-18/20/34); ``shortcut`` where the shape changes (``SHORTCUTS``)."""
     _check_bn(bn)
     main = [
         _conv(c_in, c_out, 3, stride, rng, dtype),
@@ -91,7 +138,8 @@ def basic_block(
     ]
     if bn == "before":
         main.append(BatchNorm(c_out, dtype=dtype))
-    return Residual(Sequential(main), _shortcut(c_in, c_out, stride, rng, dtype), _post(c_out, bn, dtype))
+    short = _shortcut(c_in, c_out, stride, rng, dtype, shortcut)
+    return Residual(Sequential(main), short, _post(c_out, bn, dtype))
 
 
 def bottleneck_block(
