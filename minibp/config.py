@@ -41,6 +41,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: the datasets ``augment`` applies to: natural images held in memory
+AUGMENTED_DATASETS = ("cifar10", "imagenet32", "imagenet64")
+
 #: settings that shape only some models; given for another model they would be ignored, so they are refused
 _MODEL_SETTINGS = {
     "hidden": ("mlp",),
@@ -96,6 +99,11 @@ class RunSettings:
     dtype: str = setting("float32", "floating-point type of every array", choices=("float32", "float64"))
     backend: str | None = setting(None, "array module", choices=("numpy", "cupy", "guard"), kind=str)
     data_dir: str = setting("", "folder holding the dataset files (default: $MINIBP_DATA, else ~/.cache/minibp)")
+    augment: bool = setting(
+        False,
+        "cifar10, imagenet32, imagenet64: train on a random crop of each image zero-padded by 4 pixels, "
+        "flipped left to right half the time (from seed, epoch and index; never for evaluation)",
+    )
     image_size: int = setting(224, "imagenet: side of the training crops and of the validation center crop", ge=1)
     workers: int = setting(-1, "imagenet: decoding processes (-1: one per CPU core but one)", ge=-1)
     probe_size: int = setting(512, "training examples the delta angle (Fig 4b, d, f) is measured on", ge=1)
@@ -126,6 +134,11 @@ class RunSettings:
             raise ValueError(
                 f"milestones {list(self.milestones)} apply to the step schedule only, and the schedule is "
                 f"{self.schedule!r}: give --schedule step, or leave out --milestones"
+            )
+        if self.augment and self.dataset not in AUGMENTED_DATASETS:
+            raise ValueError(
+                f"--augment (crop and flip) is for {', '.join(AUGMENTED_DATASETS)}, not {self.dataset!r}: "
+                "leave it out (imagenet, from folders, augments its own way)"
             )
         defaults = RunSettings(model=self.model)
         for name, models in _MODEL_SETTINGS.items():

@@ -111,6 +111,7 @@ PRESETS: dict[str, Preset] = {
             "schedule": "step",
             "milestones": [100, 150],
             "gamma": 0.1,
+            "augment": True,  # the published recipes train on crops and flips
         },
     ),
     "imagenet-resnet18": Preset("the paper's ImageNet ResNet-18 runs (Section 6)", {**_IMAGENET, "model": "resnet18"}),

@@ -9,6 +9,7 @@ the end of each epoch (for the record), never inside a step.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -22,7 +23,8 @@ import numpy as np
 from .backend import get_backend, set_backend, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import BatchSource, load_dataset
+from .data import BatchSource, Dataset, load_dataset
+from .data.augment import CropFlip
 from .losses import get_loss
 from .metrics import delta_angles, matrix_angles
 from .models import CONV_MODELS, mlp
@@ -67,16 +69,25 @@ def load_data(config: TrainConfig) -> BatchSource:
 
 @contextmanager
 def data_for(config: TrainConfig, data: BatchSource | None) -> Iterator[BatchSource]:
-    """``data`` as given, or ``config``'s dataset loaded here and closed afterwards (ImageNet's workers)."""
+    """``data`` as given, or ``config``'s dataset loaded here and closed afterwards (ImageNet's workers);
+    with ``config.augment``, its training batches cropped and flipped (:class:`~minibp.data.augment.CropFlip`)."""
     if data is not None:
-        yield data
+        yield _augmented(config, data)
         return
     loaded = load_data(config)
     try:
-        yield loaded
+        yield _augmented(config, loaded)
     finally:
         if hasattr(loaded, "close"):
             loaded.close()
+
+
+def _augmented(config: TrainConfig, data: BatchSource) -> BatchSource:
+    if not config.augment:
+        return data
+    if not isinstance(data, Dataset) or data.image_shape is None:
+        raise ValueError(f"--augment crops and flips images held in memory; {data.name} is not such a set")
+    return dataclasses.replace(data, augment=CropFlip())
 
 
 def build_model(config: TrainConfig, data: BatchSource) -> Network:

@@ -38,6 +38,7 @@ from minibp.data import (
     load_teacher,
     mnist,
 )
+from minibp.data.base import Dataset, epoch_order
 from minibp.data.teacher import teacher_network
 
 REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -665,3 +666,66 @@ def test_non_finite_inputs_are_counted_across_the_checked_slices(monkeypatch: py
     with pytest.raises(ValueError, match=r"contain 3 NaN/inf value\(s\), the first at index \(4, 1\)"):
         base.check_arrays(x, y, "toy")
     base.check_arrays(np.zeros((10, 4), np.uint8), y, "pixels")  # integer inputs pass without a mask
+
+
+def _images(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 3, 6, 6)).astype(np.float32) + 0.5  # nonzero everywhere: padding shows as 0
+    return Dataset("toy-images", x, np.arange(n) % 3, x[:8], np.arange(8) % 3, n_classes=3)
+
+
+def test_crop_flip_is_a_window_of_the_zero_padded_image_flipped_half_the_time():
+    from minibp.data.augment import CropFlip
+
+    data = _images()
+    aug = CropFlip(pad=2)
+    idx = np.arange(data.n_train)
+    out = aug(data.x_train, idx, data.n_train, seed=3, epoch=1)
+    offsets, flips = aug.draws(data.n_train, seed=3, epoch=1)
+    padded = np.pad(data.x_train, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    for i in idx:
+        r, c = offsets[i]
+        window = padded[i, :, r : r + 6, c : c + 6]
+        np.testing.assert_array_equal(out[i], window[:, :, ::-1] if flips[i] else window)
+    assert 0 < flips.mean() < 1 and len({tuple(o) for o in offsets}) > 5  # random, both ways
+    assert (out == 0).any()  # some crops reach into the zero padding
+
+
+def test_augmentation_depends_on_seed_epoch_and_index_only_and_never_on_evaluation():
+    """The same image gets the same crop whatever the batch size or the step a resumed epoch starts
+    at; another epoch or seed gets another; test batches and the probe are never augmented."""
+    import dataclasses
+
+    from minibp.data.augment import CropFlip
+
+    data = dataclasses.replace(_images(), augment=CropFlip())
+    order = epoch_order(data.n_train, 5, 2)
+
+    def by_index(batch_size, start=0, epoch=2, seed=5):
+        got = {}
+        o = epoch_order(data.n_train, seed, epoch)
+        for step, (x, _) in enumerate(data.train_batches(batch_size, epoch=epoch, seed=seed, start=start), start):
+            for k, i in enumerate(o[step * batch_size : (step + 1) * batch_size]):
+                got[int(i)] = x[k]
+        return got
+
+    a, b, c = by_index(8), by_index(16), by_index(8, start=3)
+    for i in order[24:]:
+        np.testing.assert_array_equal(a[int(i)], b[int(i)])
+        np.testing.assert_array_equal(a[int(i)], c[int(i)])
+    other_epoch, other_seed = by_index(8, epoch=3), by_index(8, seed=6)
+    assert any(not np.array_equal(a[i], other_epoch[i]) for i in a)
+    assert any(not np.array_equal(a[i], other_seed[i]) for i in a)
+    x_test, _ = next(data.test_batches(8))
+    np.testing.assert_array_equal(x_test, data.x_test[:8])
+    np.testing.assert_array_equal(data.probe(4)[0], data.x_train[:4])
+
+
+def test_augment_is_a_setting_for_natural_images_the_cifar_preset_turns_on():
+    from minibp import TrainConfig
+    from minibp.presets import PRESETS
+
+    assert PRESETS["cifar10-resnet20"].settings["augment"] is True
+    TrainConfig(dataset="cifar10", model="resnet20", augment=True).check_new_run()
+    with pytest.raises(ValueError, match=r"--augment \(crop and flip\) is for cifar10, imagenet32, imagenet64"):
+        TrainConfig(dataset="digits", augment=True).check_new_run()

@@ -299,3 +299,18 @@ def test_resnet20_with_parameter_free_shortcuts_trains(rule, tmp_path):
     assert len(net.weight_layers) == 20  # 19 convolutions and the classifier: no projections
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert json.loads((tmp_path / rule / "config.json").read_text())["shortcut"] == "zeropad"
+
+
+def test_augment_crops_and_flips_the_training_batches_of_a_run():
+    """--augment reaches the training batches of a run (the same numbers twice, others than without)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 3, 8, 8)).astype(np.float32)
+    y = np.arange(64) % 4
+    images = Dataset("cifar-like", x, y, x[:16], y[:16], n_classes=4)
+    cfg = TrainConfig(dataset="cifar10", model="cnn", width=2, epochs=2, batch_size=16, probe_size=16, augment=True)
+    _, h1 = train(cfg, data=images, progress=False)
+    _, h2 = train(cfg, data=images, progress=False)
+    _, plain = train(dataclasses.replace(cfg, augment=False), data=images, progress=False)
+    assert [r["train_loss"] for r in h1] == [r["train_loss"] for r in h2]
+    assert h1[1]["train_loss"] != plain[1]["train_loss"]
+    assert h1[0] == {**plain[0], "seconds": h1[0]["seconds"]}  # epoch 0 (the probe) is never augmented

@@ -9,7 +9,7 @@ whose folder loader (:mod:`minibp.data.imagenet`) streams decoded images instead
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -104,6 +104,9 @@ class Dataset:
     n_classes: int
     #: (channels, height, width) of one sample seen as an image, for convolutional models
     image_shape: tuple[int, ...] | None = None
+    #: applied to every training batch (not to test batches or the probe): ``augment(x, idx, n_train,
+    #: seed, epoch)`` with ``idx`` the batch's indices (:class:`~minibp.data.augment.CropFlip`)
+    augment: Callable[..., np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         check_arrays(self.x_train, self.y_train, f"{self.name} training set")
@@ -133,7 +136,10 @@ class Dataset:
         order = epoch_order(self.n_train, seed, epoch)
         for step in range(int(start), math.ceil(self.n_train / batch_size)):
             idx = order[step * batch_size : (step + 1) * batch_size]
-            yield self.x_train[idx], self.y_train[idx]
+            x = self.x_train[idx]
+            if self.augment is not None:
+                x = self.augment(x.reshape(len(idx), *self.image_shape), idx, self.n_train, seed, epoch)
+            yield x.reshape(len(idx), *self.input_shape), self.y_train[idx]
 
     def test_batches(self, batch_size: int) -> Iterator[Batch]:
         for i in range(0, self.n_test, batch_size):
