@@ -3,7 +3,7 @@ presets and the ``config.json`` saved with every run.
 
 Its fields are the run's own settings (below) and every learning rule's settings, taken from
 the rule's dataclass fields as ``<rule>_<field>`` (``wm_sigma`` is :class:`WeightMirror`'s
-``sigma``): a rule declares its settings once, in ``rules.py``. Every setting is checked
+``sigma``): a rule declares its settings once, in its class in ``minibp/rules/``. Every setting is checked
 against its type and range when a config is made, whatever its source.
 
 Some settings default to the model's own value (:data:`MODEL_DEFAULTS`), so that every

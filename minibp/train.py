@@ -83,7 +83,7 @@ def data_for(config: TrainConfig, data: BatchSource | None) -> Iterator[BatchSou
 
 
 def _augmented(config: TrainConfig, data: BatchSource) -> BatchSource:
-    if not config.augment:
+    if not config.augment or getattr(data, "augment", None) is not None:  # compare hands on an augmented set
         return data
     if not isinstance(data, Dataset) or data.image_shape is None:
         raise ValueError(f"--augment crops and flips images held in memory; {data.name} is not such a set")
