@@ -299,7 +299,7 @@ def print_memory(memory: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
 
 # (group, file in minibp, functions, "cum" for cumulative time or "tot" for own time): the
 # entry points of a step's work, so that no two groups count the same time
-PROFILE_GROUPS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+PROFILE_GROUPS: tuple[tuple[str, str | tuple[str, ...], tuple[str, ...], str], ...] = (
     ("conv forward", "layers/conv.py", ("forward",), "cum"),
     ("conv backward_input", "layers/conv.py", ("backward_input",), "cum"),
     ("conv weight_grads", "layers/conv.py", ("weight_grads",), "cum"),
@@ -312,7 +312,12 @@ PROFILE_GROUPS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("residual sums", "layers/residual.py", ("forward", "backward_path"), "tot"),
     ("loss", "minibp/losses.py", ("__call__",), "cum"),
     ("optimizer (SGD.step)", "minibp/optim.py", ("step",), "cum"),
-    ("rule (feedback, after_step)", "minibp/rules.py", ("feedback_matrix", "feedback_grads", "after_step"), "cum"),
+    (
+        "rule (feedback, after_step)",
+        ("minibp/rules/base.py", "minibp/rules/paper.py"),
+        ("feedback_matrix", "feedback_grads", "after_step"),
+        "cum",
+    ),
 )
 # inside the convolutions (file, function, kind): the own time of conv2d* and of the grid routes
 # is their matmuls (plus reshapes; for conv2d_on_grid, the tap-by-tap copies of its columns too)
@@ -358,7 +363,7 @@ def profile_minibp(step: MinibpStep, steps: int, top: int = 12) -> MinibpProfile
     rows: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
     total = stats.total_tt  # type: ignore[attr-defined]
 
-    def seconds(file: str, funcs: tuple[str, ...], kind: str) -> float:
+    def seconds(file: str | tuple[str, ...], funcs: tuple[str, ...], kind: str) -> float:
         t = 0.0
         for (path, _, func), (_, _, tt, ct, _) in rows.items():
             if func in funcs and path.replace(os.sep, "/").endswith(file):

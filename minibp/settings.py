@@ -1,7 +1,7 @@
 """Settings declared once: a dataclass field carries its default, its help text and its valid range.
 
 :func:`setting` makes such a field; :func:`check_settings` checks and converts every one of
-them on an instance. A learning rule's own fields (``rules.py``) and the run's settings
+them on an instance. A learning rule's own fields (``minibp/rules/``) and the run's settings
 (``config.py``) are declared this way, so the command line's flags and help, the checks of a
 ``--config`` file and the settings saved with a run all follow from one declaration.
 
