@@ -23,8 +23,14 @@ target holds:
 ``--out`` (default ``runs/repro-<task>``) with checkpoints, so ``--resume`` continues an
 interrupted table; ``minibp plot <out>`` draws its figures.
 
-``--jobs N`` trains N rules at a time, each in its own process with ``--threads`` BLAS
-threads (default 1). For these small networks that uses the cores better than one process
+``--seeds K`` trains every rule from K seeds, the preset's seed and the K − 1 after it, each
+seed a comparison of its own in ``<out>/seed-<s>/`` (which ``--resume`` continues like any
+other), then prints each rule's final and best test error as the mean ± the sample standard
+deviation over the seeds, with every seed's value, and writes them to ``<out>/summary.json``.
+The targets are checked on the means.
+
+``--jobs N`` trains N runs (a rule under one seed) at a time, each in its own process with
+``--threads`` BLAS threads (default 1). For these small networks that uses the cores better than one process
 with many BLAS threads: on 2 cores, two LeNet runs side by side, one thread each, took about
 25 s per epoch each, while a LeNet step with both threads took 17.7 ms (about 17 s of steps
 per epoch for one run). Each process's output goes to ``<out>/<rule>.log``.
@@ -35,7 +41,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,42 +81,77 @@ def targets(task: str, errors: dict[str, float]) -> dict[str, tuple[float, str]]
     return out
 
 
-def run_in_processes(args: argparse.Namespace, out: Path) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
-    """Each rule in a child process running this script (``args.jobs`` at a time); returns the
-    histories the children wrote and the rules whose process failed."""
+def seed_folder(out: Path, seed: int, seeds: int) -> Path:
+    """Where one seed's comparison goes: ``out`` itself for a single seed, else ``out/seed-<seed>``."""
+    return out if seeds == 1 else out / f"seed-{seed}"
+
+
+def run_in_processes(
+    args: argparse.Namespace, folders: dict[int, Path]
+) -> tuple[dict[int, dict[str, list[dict[str, Any]]]], list[tuple[int, str]]]:
+    """Each run (a rule under a seed; ``folders`` maps each seed to its comparison's folder) in a
+    child process running this script, ``args.jobs`` at a time; returns the histories the
+    children wrote, per seed and rule, and the runs whose process failed."""
     threads = str(args.threads)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    out.mkdir(parents=True, exist_ok=True)
-    histories: dict[str, list[dict[str, Any]]] = {}
-    failed: list[str] = []
+    histories: dict[int, dict[str, list[dict[str, Any]]]] = {seed: {} for seed in folders}
+    failed: list[tuple[int, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        waiting, running = list(args.rules), {}
+        waiting = [(seed, rule) for seed in folders for rule in args.rules]
+        running: dict[tuple[int, str], Any] = {}
         while waiting or running:
             while waiting and len(running) < args.jobs:
-                rule = waiting.pop(0)
-                cmd = [sys.executable, str(Path(__file__).resolve()), args.task, "--rules", rule, "--out", str(out)]
-                cmd += ["--data-dir", args.data_dir, "--backend", args.backend, "--quiet"]
-                cmd += ["--histories", str(Path(tmp) / f"{rule}.json")]
+                seed, rule = run = waiting.pop(0)
+                folder = folders[seed]
+                folder.mkdir(parents=True, exist_ok=True)
+                cmd = [sys.executable, str(Path(__file__).resolve()), args.task, "--rules", rule, "--out", str(folder)]
+                cmd += ["--seed", str(seed), "--data-dir", args.data_dir, "--backend", args.backend, "--quiet"]
+                cmd += ["--histories", str(Path(tmp) / f"{seed}-{rule}.json")]
                 cmd += (["--epochs", str(args.epochs)] if args.epochs else []) + (["--resume"] if args.resume else [])
-                log = (out / f"{rule}.log").open("w")
-                running[rule] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+                log = (folder / f"{rule}.log").open("w")
+                running[run] = (subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
                 if not args.quiet:
-                    print(f"started {rule} (log: {out / f'{rule}.log'})", flush=True)
+                    print(f"started {rule}, seed {seed} (log: {folder / f'{rule}.log'})", flush=True)
             time.sleep(1.0)
-            for rule, (proc, log) in list(running.items()):
+            for run, (proc, log) in list(running.items()):
                 if proc.poll() is None:
                     continue
+                seed, rule = run
                 log.close()
-                del running[rule]
+                del running[run]
                 if proc.returncode != 0:
-                    failed.append(rule)
-                    tail = (out / f"{rule}.log").read_text().strip().splitlines()[-5:]
-                    print(f"{rule} failed (exit {proc.returncode}); last lines of its log:", *tail, sep="\n  ")
+                    failed.append(run)
+                    tail = (folders[seed] / f"{rule}.log").read_text().strip().splitlines()[-5:]
+                    why = f"{rule}, seed {seed} failed (exit {proc.returncode}); last lines of its log:"
+                    print(why, *tail, sep="\n  ")
                 else:
-                    histories[rule] = json.loads((Path(tmp) / f"{rule}.json").read_text())[rule]
+                    histories[seed][rule] = json.loads((Path(tmp) / f"{seed}-{rule}.json").read_text())[rule]
                     if not args.quiet:
-                        print(f"finished {rule}", flush=True)
+                        print(f"finished {rule}, seed {seed}", flush=True)
     return histories, failed
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (n − 1 in the denominator; NaN for one value)."""
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
+
+
+def over_seeds(histories: dict[int, dict[str, list[dict[str, Any]]]], rule: str) -> dict[str, Any]:
+    """One rule's results over the seeds that finished it without diverging: per seed the final
+    and best test error (%) and the last epoch's angles; their means and standard deviations."""
+    runs = {seed: h[rule] for seed, h in histories.items() if rule in h and "diverged" not in h[rule][-1]}
+    final = {seed: 100 * (1 - hist[-1]["test_accuracy"]) for seed, hist in runs.items()}
+    best = {seed: 100 * (1 - max(r["test_accuracy"] for r in hist)) for seed, hist in runs.items()}
+    out: dict[str, Any] = {"seeds": sorted(runs), "final_error": final, "best_error": best}
+    for key, per_seed in (("final_error", final), ("best_error", best)):
+        out[f"{key}_mean"], out[f"{key}_std"] = mean_std(list(per_seed.values()))
+    for key in ("matrix_angle", "delta_angle"):  # per layer, input to output
+        layers = list(zip(*(hist[-1][key] for hist in runs.values()), strict=True)) if runs else []
+        out[f"{key}_mean"] = [mean_std(list(v))[0] for v in layers]
+        out[f"{key}_std"] = [mean_std(list(v))[1] for v in layers]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,10 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--jobs", type=int, default=1, help="rules trained at once, each in its own process")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads per process with --jobs > 1")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per rule: the preset's and the next K-1")
+    p.add_argument("--seed", type=int, help=argparse.SUPPRESS)  # internal: a child's seed
     p.add_argument("--histories", type=Path, help=argparse.SUPPRESS)  # internal: a child's results
     args = p.parse_args(argv)
-    if args.jobs < 1 or args.threads < 1:
-        p.error("--jobs and --threads must be at least 1")
+    if args.jobs < 1 or args.threads < 1 or args.seeds < 1:
+        p.error("--jobs, --threads and --seeds must be at least 1")
 
     preset = PRESETS[args.task]
     config = TrainConfig(**{**preset.settings, "data_dir": args.data_dir, "backend": args.backend})
@@ -138,66 +183,89 @@ def main(argv: list[str] | None = None) -> int:
     schedule = f"{config.epochs} epochs" + (f", milestones {list(config.milestones)}" if config.milestones else "")
     schedule += " (the full schedule)" if config.epochs == full else f" (shortened from {full})"
     out = args.out or Path("runs") / f"repro-{args.task}"
+    seeds = [args.seed] if args.seed is not None else [config.seed + i for i in range(args.seeds)]
+    folders = {seed: seed_folder(out, seed, args.seeds) for seed in seeds}
     t0 = time.perf_counter()
-    failed: list[str] = []
+    failed: list[tuple[int, str]] = []
     per_rule = {r: dict(v) for r, v in preset.rule_settings.items()}
-    if args.jobs > 1:  # the children share out: the comparison's compare.json is written here, once
-        plans = {r: dataclasses.replace(config, rule=r, **per_rule.get(r, {})) for r in args.rules}
-        write_plan(out, plans, keep=read_plan(out) if args.resume else None)
-        histories, failed = run_in_processes(args, out)
-        if histories:  # each child wrote a summary of its own rule: one of them all, as compare() writes
-            Comparison(config, {rule: histories[rule] for rule in args.rules if rule in histories}).save(out)
+    histories: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    if args.jobs > 1:  # the children share each seed's folder: its compare.json is written here, once
+        for seed, folder in folders.items():
+            cfg = dataclasses.replace(config, seed=seed)
+            plans = {r: dataclasses.replace(cfg, rule=r, **per_rule.get(r, {})) for r in args.rules}
+            write_plan(folder, plans, keep=read_plan(folder) if args.resume else None)
+        histories, failed = run_in_processes(args, folders)
+        for seed, folder in folders.items():  # a summary of each seed's rules, as compare() writes
+            done = {rule: histories[seed][rule] for rule in args.rules if rule in histories[seed]}
+            if done:
+                Comparison(dataclasses.replace(config, seed=seed), done).save(folder)
     else:
-        histories = compare(
-            config,
-            args.rules,
-            out=out,
-            progress=not args.quiet,
-            resume=args.resume,
-            per_rule=per_rule,
-            plan=args.histories is None,  # a child of --jobs: its parent wrote compare.json
-        ).histories
-    if args.histories:
-        args.histories.write_text(json.dumps(histories))
+        for seed, folder in folders.items():
+            histories[seed] = compare(
+                dataclasses.replace(config, seed=seed),
+                args.rules,
+                out=folder,
+                progress=not args.quiet,
+                resume=args.resume,
+                per_rule=per_rule,
+                plan=args.histories is None,  # a child of --jobs: its parent wrote compare.json
+            ).histories
+    if args.histories:  # a child trains one seed
+        args.histories.write_text(json.dumps(histories[seeds[0]]))
     minutes = (time.perf_counter() - t0) / 60
 
-    errors, best = {}, {}
-    for rule, hist in histories.items():
-        if "diverged" not in hist[-1]:
-            errors[rule] = 100 * (1 - hist[-1]["test_accuracy"])
-            best[rule] = 100 * (1 - max(r["test_accuracy"] for r in hist))
+    results = {rule: over_seeds(histories, rule) for rule in args.rules}
+    errors = {rule: r["final_error_mean"] for rule, r in results.items() if r["seeds"]}
     goals = targets(args.task, errors)
-    print(f"\n{args.task}: {schedule}; {minutes:.1f} min; runs in {out}")
+    print(f"\n{args.task}: {schedule}; seeds {seeds}; {minutes:.1f} min; runs in {out}")
     print(f"reference: {SOURCES[args.task]}")
-    head = f"{'rule':<5} {'final err %':>11} {'best err %':>10} {'published':>9}  {'target':<34} met"
+    several = len(seeds) > 1
+    if several:
+        print("test error %: mean ± sample standard deviation over the seeds; targets checked on the means")
+    width = 15 if several else 11
+    head = f"{'rule':<5} {'final err %':>{width}} {'best err %':>{width}} {'published':>9}  {'target':<34} met"
     print(head + "\n" + "-" * len(head))
     rows = []
     for rule in args.rules:
-        if rule in failed:
-            print(f"{rule:<5} failed: see {out / (rule + '.log')}")
-            rows.append({"rule": rule, "failed": True})
-            continue
-        if rule not in errors:
-            print(f"{rule:<5} diverged: {histories[rule][-1].get('diverged', '')[:80]}")
-            rows.append({"rule": rule, "diverged": True})
+        res = results[rule]
+        lost = [seed for seed in seeds if (seed, rule) in failed]
+        diverged = [seed for seed in seeds if seed not in res["seeds"] and (seed, rule) not in failed]
+        row: dict[str, Any] = {"rule": rule, **res, "failed_seeds": lost, "diverged_seeds": diverged}
+        note = (f"  failed: seeds {lost}, see {rule}.log" if lost else "") + (
+            f"  diverged: seeds {diverged}" if diverged else ""
+        )
+        if not res["seeds"]:
+            print(f"{rule:<5} no seed finished{note}")
+            rows.append({**row, "failed": bool(lost), "diverged": bool(diverged)})
             continue
         limit, why = goals.get(rule, (float("nan"), "-"))
-        met = "yes" if errors[rule] <= limit else ("-" if why == "-" else "NO")
+        mean = res["final_error_mean"]
+        met = "yes" if mean <= limit else ("-" if why == "-" else "NO")
         ref = PUBLISHED[args.task].get(rule)
         ref_s = f"{ref:9.2f}" if ref is not None else f"{'-':>9}"
         goal = f"<= {limit:.2f} ({why})" if why != "-" else "-"
-        print(f"{rule:<5} {errors[rule]:11.2f} {best[rule]:10.2f} {ref_s}  {goal:<34} {met}")
+        if several:
+            fin = f"{mean:.2f} ± {res['final_error_std']:.2f}"
+            bst = f"{res['best_error_mean']:.2f} ± {res['best_error_std']:.2f}"
+        else:
+            fin, bst = f"{mean:.2f}", f"{res['best_error_mean']:.2f}"
+        print(f"{rule:<5} {fin:>{width}} {bst:>{width}} {ref_s}  {goal:<34} {met}{note}")
+        if several:
+            print(f"{'':<5} per seed: " + ", ".join(f"{s}: {e:.2f}" for s, e in res["final_error"].items()))
         rows.append(
             {
-                "rule": rule,
-                "final_error": errors[rule],
-                "best_error": best[rule],
+                **row,
+                "final_error": mean,
+                "best_error": res["best_error_mean"],
                 "published": ref,
                 "target": limit,
                 "met": met == "yes",
             }
         )
-    write_json(args.json, {"task": args.task, "schedule": schedule, "minutes": minutes, "rows": rows})
+    table = {"task": args.task, "schedule": schedule, "seeds": seeds, "minutes": minutes, "rows": rows}
+    if several and args.histories is None:
+        write_json(out / "summary.json", table)
+    write_json(args.json, table)
     return 1 if failed else 0
 
 

@@ -1,13 +1,17 @@
-"""Run a ``minibp train`` or ``minibp compare`` command and keep its small artefacts, so that a reader can
-re-plot and check every training number the READMEs give.
+"""Run a ``minibp train`` or ``minibp compare`` command, or ``benchmarks/bench_repro.py``, and keep its
+small artefacts, so that a reader can re-plot and check every training number the READMEs give.
 
     python scripts/record_results.py digits-cnn -- compare --model cnn
+    python scripts/record_results.py fashion-lenet-10epochs-3seeds -- bench_repro fashion-lenet --epochs 10 --seeds 3
 
-runs ``minibp compare --model cnn --out runs/results/digits-cnn --quiet`` (resuming it if it
-was interrupted) and copies into ``benchmarks/results/digits-cnn/``:
+The first runs ``minibp compare --model cnn --out runs/results/digits-cnn --quiet`` (resuming it if
+it was interrupted), the second ``python benchmarks/bench_repro.py fashion-lenet ... --out
+runs/results/fashion-lenet-10epochs-3seeds --quiet`` (the same), and each copies into
+``benchmarks/results/<name>/``, keeping the run folder's layout (``seed-<s>/`` for ``--seeds``):
 
-* each rule's ``metrics.jsonl`` and ``config.json`` (``<rule>/``), and the comparison's
-  ``summary.json`` and ``compare.json``: no checkpoints;
+* each rule's ``metrics.jsonl`` and ``config.json`` (``<rule>/``), and each comparison's
+  ``summary.json`` and ``compare.json`` (with ``--seeds``, the top folder's ``summary.json`` holds
+  the means and standard deviations over the seeds): no checkpoints;
 * ``provenance.json``: the command, the minibp commit(s) (and whether the tree had changes), the
   date, the machine, the Python, NumPy and scikit-learn versions, and the name and SHA-256 of
   every data file the run read;
@@ -80,14 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the minibp command (train|compare ...)")
     args = p.parse_args(argv)
     command = [c for c in args.command if c != "--"]
-    if not command or command[0] not in ("train", "compare"):
-        p.error("give the minibp command after --, e.g. -- compare --model cnn")
+    if not command or command[0] not in ("train", "compare", "bench_repro"):
+        p.error("give the minibp command after --, e.g. -- compare --model cnn (or -- bench_repro TASK ...)")
     if "--out" in command:
         p.error("leave out --out: the run goes to runs/results/NAME")
     head = git("rev-parse", "HEAD")  # the commit that trains, read before it starts
     out = ROOT / "runs" / "results" / args.name
-    run = [sys.executable, "-m", "minibp", *command, "--out", str(out), "--quiet"]
-    if any(out.glob("*/checkpoint.npz")):
+    if command[0] == "bench_repro":
+        script = Path("benchmarks") / "bench_repro.py"
+        run = [sys.executable, str(ROOT / script), *command[1:], "--out", str(out), "--quiet"]
+        shown = f"python {script} " + " ".join(command[1:])
+    else:
+        run = [sys.executable, "-m", "minibp", *command, "--out", str(out), "--quiet"]
+        shown = "minibp " + " ".join(command)
+    if any(out.rglob("checkpoint.npz")):
         run.append("--resume")
     printed = subprocess.run(run, capture_output=True, text=True, check=False)
     sys.stderr.write(printed.stderr)
@@ -100,19 +110,20 @@ def main(argv: list[str] | None = None) -> int:
         commits = [c for c in earlier if c != commits[0]] + commits
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    configs = sorted(out.glob("*/config.json"))
+    configs = sorted(out.rglob("config.json"))  # <rule>/config.json, or seed-<s>/<rule>/config.json
     for config in configs:
-        (dest / config.parent.name).mkdir()
+        (dest / config.parent.relative_to(out)).mkdir(parents=True)
         for name in KEPT:
-            shutil.copy2(config.parent / name, dest / config.parent.name / name)
+            shutil.copy2(config.parent / name, dest / config.parent.relative_to(out) / name)
     for name in ("summary.json", "compare.json"):
-        if (out / name).is_file():
-            shutil.copy2(out / name, dest / name)
+        for path in out.rglob(name):
+            (dest / path.parent.relative_to(out)).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest / path.relative_to(out))
     settings = json.loads(configs[0].read_text())
     import sklearn  # noqa: PLC0415
 
     provenance = {
-        "command": "minibp " + " ".join(command),
+        "command": shown,
         "commits": commits,  # the minibp commit(s) that trained it, first to last (a resumed run may span two)
         "tree_had_changes": bool(git("status", "--porcelain", "--", "minibp")),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
