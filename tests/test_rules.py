@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -19,7 +20,9 @@ from conftest import cmp, conv_net_with_rule, mlp_batch, mlp_with_rule
 from minibp import SGD, angle, get_rule, matrix_angles, mlp, train_step
 from minibp.layers import BatchNorm, Conv2D, Dense, get_activation
 from minibp.layers.conv import conv2d_transpose, conv2d_weight_grad
+from minibp.layers.residual import Residual
 from minibp.losses import SoftmaxCrossEntropy
+from minibp.models import resnet20
 from minibp.network import Network
 from minibp.rules import PAPER_RULES, RULES, WeightMirror
 
@@ -410,6 +413,88 @@ def test_weight_mirror_without_bias_blocking_scales_each_column_by_eq11s_factor(
     fitted = np.einsum("ji,ij->i", layer.params["B"], layer.W)  # B's column i along the unit row w_i
     np.testing.assert_allclose(fitted, sigma**2 * np.array(slope), rtol=0.03, err_msg=cmp("B/Wᵀ", fitted, slope))
     assert max(slope) / min(slope) > 3  # the factors differ: a wrong bias would show
+
+
+def _per_unit(layer, B):
+    """Each output unit's column of ``B`` along that unit's row (or kernel slice) ``w_i`` of ``W``."""
+    if isinstance(layer, Dense):
+        return np.einsum("ji,ij->i", B, layer.W)
+    return np.einsum("oikl,oikl->o", B, layer.W)
+
+
+@pytest.mark.parametrize("bias_blocking", [False, True], ids=["eq11", "eq12"])
+def test_weight_mirror_without_bias_blocking_takes_its_bias_from_the_batch_norm_before_the_layer(kind, bias_blocking):
+    """Eq (11) where batch norm after a ReLU feeds a layer without bias (the paper's ResNets,
+    Section 6): the layer's units see the bias ``c = W β`` (``W ⋆ β`` over a patch), and with ReLU,
+    unit-norm rows and Gaussian noise column i of B settles at (η_B/λ_B) σ² Φ(c_i/σ) w_iᵀ
+    (Stein's lemma: the mean slope is P(w_i·y + c_i > 0)). With bias-blocking (eq 12) every column
+    settles at (η_B/λ_B) σ² · ½ whatever β is."""
+    rng = np.random.default_rng(5)
+    layer = kind.layer(6, 4, rng)
+    layer.params.pop("b")  # a ResNet's convolutions have no bias of their own
+    W = layer.params["W"]
+    W /= np.sqrt(np.sum(W * W, axis=tuple(range(1, W.ndim)), keepdims=True))  # ‖w_i‖ = 1
+    sigma = 0.8
+    c = np.array([-1.2, -0.4, 0.4, 1.2]) * sigma  # the effective biases the test asks for
+    W_sum = W if W.ndim == 2 else W.sum(axis=(2, 3))  # a kernel sums β over the taps of a patch
+    bn = BatchNorm(6, dtype="float64")
+    bn.params["beta"][:] = np.linalg.lstsq(W_sum, c, rcond=None)[0]  # W_sum β = c
+    np.testing.assert_allclose(W_sum @ bn.params["beta"], c, atol=1e-12)
+    net = Network([bn, layer, get_activation("relu")])
+    rule = WeightMirror(
+        sigma=sigma, lr=0.01, decay=0.01, batch_size=kind.mirror_batch_size, bias_blocking=bias_blocking, seed=2
+    )
+    net.init_feedback(rule, rng)
+    for _ in range(3000):
+        rule.mirror(net)
+    phi = np.array([0.5 * (1 + math.erf(ci / (sigma * math.sqrt(2)))) for ci in c])  # Φ(c_i / σ)
+    slope = np.full(4, 0.5) if bias_blocking else phi
+    fitted = _per_unit(layer, layer.params["B"]) / sigma**2  # η_B / λ_B = 1
+    np.testing.assert_allclose(fitted, slope, rtol=0.05, err_msg=cmp("B/(σ² Wᵀ)", fitted, slope))
+    if not bias_blocking:
+        assert slope.max() / slope.min() > 5  # the factors differ: a missing W β would show
+
+
+def test_mirror_input_means_are_the_shift_of_the_batch_norm_that_feeds_each_layer():
+    """In a ResNet-20 with batch norm after the ReLU every convolution but the stem takes a batch
+    norm's output: a block's first convolution and its projection shortcut take the block's input
+    (the stem's, or the previous block's last, batch norm), its second the batch norm inside the
+    branch. The stem (the image) and the dense head (after pooling) take none; with batch norm
+    before the ReLU no weight layer does, so bias-blocking changes nothing there."""
+    net = resnet20((1, 8, 8), 3, width=2, bn="after", seed=0)
+    expected, out = {}, net.layers[2]  # conv, ReLU, BatchNorm: the stem
+    assert isinstance(out, BatchNorm)
+    for block in (layer for layer in net.layers if isinstance(layer, Residual)):
+        conv1, _, inner, conv2 = block.main.layers
+        expected[id(conv1)], expected[id(conv2)] = out, inner
+        if block.shortcut is not None:
+            expected[id(block.shortcut.layers[0])] = out
+        out = block.post.layers[1]
+    means = net.mirror_input_means()
+    assert len(expected) == 20 and set(means) == set(expected)
+    assert all(means[key] is bn.params["beta"] for key, bn in expected.items())
+    assert resnet20((1, 8, 8), 3, width=2, bn="before", seed=0).mirror_input_means() == {}
+
+
+def test_weight_mirror_without_bias_blocking_moves_a_resnets_B_only_where_a_batch_norm_has_a_shift():
+    """With every β at zero (a fresh network) the setting leaves B bit-identical; with β ≠ 0 it moves
+    the B of exactly the layers that batch norm feeds."""
+    Bs = {}
+    for beta, blocking in ((0.0, True), (0.0, False), (0.5, True), (0.5, False)):
+        net = resnet20((1, 8, 8), 3, width=2, bn="after", seed=0)
+        for layer in net.param_layers:
+            if isinstance(layer, BatchNorm):
+                layer.params["beta"][:] = beta
+        rule = WeightMirror(batch_size=4, bias_blocking=blocking, seed=1)
+        net.init_feedback(rule, np.random.default_rng(1))
+        for _ in range(3):
+            rule.mirror(net)
+        fed = set(net.mirror_input_means())
+        Bs[beta, blocking] = [(id(layer) in fed, layer.params["B"].copy()) for layer in net.weight_layers]
+    for (_, b0), (_, b1) in zip(Bs[0.0, True], Bs[0.0, False], strict=True):
+        assert np.array_equal(b0, b1)
+    for (is_fed, b0), (_, b1) in zip(Bs[0.5, True], Bs[0.5, False], strict=True):
+        assert np.array_equal(b0, b1) != is_fed
 
 
 MIRROR_CASES = {  # (what follows the layer, σ, normalize, φ'_s: the mean slope of φ over the noise)

@@ -119,8 +119,10 @@ class WeightLayer(Layer):
         """``y_l δ_{l+1}ᵀ`` in the layout of ``B`` (eq 17), from the forward gradient."""
         raise NotImplementedError
 
-    def mirror_forward(self, noise: Array, bias: bool) -> Array:
-        """Mirror mode: ``W y_l (+ b)`` for a noise input ``y_l`` (eqs 6–7, 12)."""
+    def mirror_forward(self, noise: Array, bias: bool, input_mean: Array | None = None) -> Array:
+        """Mirror mode: ``W y_l (+ b)`` for a noise input ``y_l`` (eqs 6–7, 12). With ``bias`` and an
+        ``input_mean`` ``m`` (the mean per input channel of the layer's input in training), also
+        ``+ W m``: the bias that input puts on the layer's units, which the zero-mean noise lacks (eq 11)."""
         raise NotImplementedError
 
     def mirror_correlation(self, pre: Array, post: Array) -> Array:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .activations import Activation, Identity
 from .base import Array, Layer, WeightLayer
+from .norm import BatchNorm
 
 if TYPE_CHECKING:
     from ..rules import Rule
@@ -67,6 +68,22 @@ class Container(Layer):
             if isinstance(child, Container):
                 yield from child.mirror_pairs()
 
+    def feeders(self, before: Layer | None = None) -> tuple[dict[int, Layer | None], Layer | None]:
+        """Which layer's output each weight layer inside takes as its input, by ``id(weight layer)``
+        (``before`` for the container's own input; None where the input is the network's input or a
+        residual sum), and the layer whose output is the container's output."""
+        raise NotImplementedError
+
+    def mirror_input_means(self) -> dict[int, Array]:
+        """For each weight layer whose input is a batch norm's output, by ``id(layer)``: that batch
+        norm's shift ``β``, the mean per channel of the layer's input over a training batch (batch
+        norm's output has mean ``β`` there). The weight mirror without bias-blocking adds ``W β``
+        to the layer's mirror-mode input (eq 11): in a network whose layers have no bias of their
+        own and whose batch norm follows the ReLU (the paper's ResNets, Section 6), it is the bias
+        that the ReLU after the layer sees."""
+        found, _ = self.feeders()
+        return {key: layer.params["beta"] for key, layer in found.items() if isinstance(layer, BatchNorm)}
+
 
 class Sequential(Container):
     """Layers applied in order. ``weight_layers`` are listed input to output."""
@@ -106,6 +123,19 @@ class Sequential(Container):
             else:
                 g = layer.backward(g)  # exact local derivative, e.g. φ'(y_l) ⊙ (eqs 2-3)
         return g
+
+    def feeders(self, before: Layer | None = None) -> tuple[dict[int, Layer | None], Layer | None]:
+        found: dict[int, Layer | None] = {}
+        prev = before  # the layer whose output is the next layer's input
+        for layer in self.layers:
+            if isinstance(layer, Container):
+                inner, prev = layer.feeders(prev)
+                found.update(inner)
+            else:
+                if isinstance(layer, WeightLayer):
+                    found[id(layer)] = prev
+                prev = layer
+        return found, prev
 
     def mirror_pairs(self) -> Iterator[tuple[WeightLayer, Activation]]:
         for i, layer in enumerate(self.layers):

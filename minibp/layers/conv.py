@@ -193,7 +193,7 @@ class Conv2D(WeightLayer):
         # eq (17) for a kernel: y_l ⋆ δ_{l+1} over all patches, which is exactly W's gradient
         return grads["W"]
 
-    def mirror_forward(self, noise: Array, bias: bool) -> Array:
+    def mirror_forward(self, noise: Array, bias: bool, input_mean: Array | None = None) -> Array:
         # mirror mode (Fig 1b): noise images through the kernel, no padding, so every
         # output position sees a full patch of independent noise
         cols = im2col(noise, self.k, self.k, self.stride, 0)
@@ -201,6 +201,9 @@ class Conv2D(WeightLayer):
         z = conv2d(noise, self.W, self.stride, 0, cols)
         if bias and self.b is not None:
             z += self.b[:, None, None]
+        if bias and input_mean is not None:
+            # eq (11)'s bias W ⋆ m: an input of mean m per channel, over a whole patch (no padding)
+            z += (self.W.sum(axis=(2, 3)) @ input_mean)[:, None, None]
         return z
 
     def mirror_correlation(self, pre: Array, post: Array) -> Array:

@@ -87,10 +87,12 @@ class Dense(WeightLayer):
         # so we reuse eq (4)'s result instead of a second matmul.
         return grads["W"].T
 
-    def mirror_forward(self, noise: Array, bias: bool) -> Array:
+    def mirror_forward(self, noise: Array, bias: bool, input_mean: Array | None = None) -> Array:
         z = noise @ self.W.T  # eq (1) driven by noise (mirror mode, Fig 1b)
         if bias and self.b is not None:
             z += self.b
+        if bias and input_mean is not None:
+            z += self.W @ input_mean  # eq (11)'s bias: W m, from an input of mean m
         return z
 
     def mirror_correlation(self, pre: Array, post: Array) -> Array:

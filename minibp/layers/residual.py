@@ -56,6 +56,13 @@ class Residual(Container):
             raise ValueError(f"residual paths disagree: main gives {m.shape}, shortcut {s.shape}")
         return self.post.forward(m + s, train)
 
+    def feeders(self, before: Layer | None = None) -> tuple[dict[int, Layer | None], Layer | None]:
+        found, _ = self.main.feeders(before)  # both paths take the block's input
+        if self.shortcut is not None:
+            found.update(self.shortcut.feeders(before)[0])
+        inner, last = self.post.feeders(None)  # post takes the sum
+        return {**found, **inner}, last
+
     def backward_path(self, g: Array, fb: FeedbackPass, need_input: bool = True) -> Array:
         g = self.post.backward_path(g, fb)
         g_main = self.main.backward_path(g, fb)  # the sum passes g to both paths

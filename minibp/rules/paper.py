@@ -85,7 +85,15 @@ class WeightMirror(Rule):
 
     ``φ`` is the activation directly after the layer in the network, identity where none
     follows (the output layer; in a ResNet a convolution followed by batch norm, the last
-    convolution of a residual branch, a projection shortcut). ``normalize=True`` divides the
+    convolution of a residual branch, a projection shortcut).
+
+    Without bias-blocking the bias in eqs (8)–(11) is what the layer's units add to ``W y_l`` in
+    training: their own ``b`` and, where the layer's input is a batch norm's output, ``W β``, that
+    batch norm's shift seen through ``W`` (:meth:`~minibp.layers.container.Container.mirror_input_means`).
+    The noise replaces the input's variation about its mean, not the mean. In the paper's ResNets
+    (Section 6: convolutions without bias, batch norm after the ReLU) ``W β`` is the only bias a
+    ReLU sees, so eq (11) scales column ``i`` of ``B`` by the mean slope ``E[φ'(w_i·y_l + (W β)_i)]``,
+    where bias-blocking (eq 12) gives every column ``φ'(0)``. ``normalize=True`` divides the
     Hebbian term by ``σ² φ'_s``, with ``φ'_s`` the mean slope measured on the pass's own noise,
     so that ``B`` settles at ``(η_B / λ_B) Wᵀ`` in every layer (minibp's addition). The README
     (sections on the weight mirror) and notebook 04 tell how the lag and the scale were tuned.
@@ -100,7 +108,9 @@ class WeightMirror(Rule):
     batch_size: int = setting(128, "noise samples per mirror batch", ge=1)
     batches: int = setting(1, "mirror batches after each mirroring step", ge=1)
     every: int = setting(4, "mirror after every N-th training step", ge=1)
-    bias_blocking: bool = setting(True, "block biases in mirror mode (eq 12)")
+    bias_blocking: bool = setting(
+        True, "block biases in mirror mode (eq 12); off, a layer fed by batch norm also gets W·β (eq 11)"
+    )
     normalize: bool = setting(
         False,
         "divide eq (7)'s Hebbian term by σ² times the measured mean slope of the activation, "
@@ -132,11 +142,13 @@ class WeightMirror(Rule):
         """One mirror-mode pass: every weight layer in turn, input to output (Fig 1b)."""
         rng = self.noise_generator(self._passes)
         self._passes += 1
+        means = {} if self.bias_blocking else net.mirror_input_means()  # β of a batch norm before a layer
         for layer, act in net.mirror_pairs():
             shape = (self.batch_size, *layer.mirror_input_shape)
             y_l = rng.standard_normal(shape, dtype=layer.W.dtype)
             y_l *= self.sigma  # the layer fires zero-mean noise of variance σ²
-            y_next = act.phi(layer.mirror_forward(y_l, bias=not self.bias_blocking))  # eq (1) / eq (12)
+            bias = not self.bias_blocking  # eq (8) with b + W β as the bias, or eq (12)
+            y_next = act.phi(layer.mirror_forward(y_l, bias=bias, input_mean=means.get(id(layer))))
             lr_b = self.lr
             if self.normalize:  # divide eq (11)'s σ² φ'_s out, so that B → (η_B / λ_B) Wᵀ
                 slope = float(act.dphi(y_next).mean())
