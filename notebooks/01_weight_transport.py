@@ -32,10 +32,25 @@
 # Everything here is float64, so checks can be tight.
 
 # %%
+# On Colab or Binder: install minibp first when it cannot be imported (docs/course.md, "Running the notebooks")
+try:
+    import minibp  # noqa: F401
+except ModuleNotFoundError:
+    import os
+    import subprocess
+    import sys
+
+    MINIBP_SOURCE = os.environ.get("MINIBP_PIP_SOURCE", "")  # your course's pip source, e.g. git+https://…/minibp
+    if not MINIBP_SOURCE:
+        raise ModuleNotFoundError("minibp is not installed: set MINIBP_SOURCE in this cell to a pip source") from None
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", MINIBP_SOURCE])
+
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 
 import minibp
+from minibp import exercises
 from minibp.plots import save_figure
 
 rng = np.random.default_rng(0)
@@ -294,6 +309,29 @@ plt.close(fig)
 # The matrix $\mathbf{F}$ is the one thing a learning rule chooses:
 # `rule.feedback_matrix(layer)`. For backprop it is $\mathbf{W}^T$ — not a copy, but a view
 # of the very array the forward path uses. That shared memory *is* weight transport.
+#
+# ### Exercise 1 · Eq (2) by hand (implement it)
+#
+# Write `eq2_delta(delta_next, W, y)`: backprop's error at the output of a tanh layer,
+# $\delta_l = \phi'(\mathbf{y}_l) \odot \mathbf{W}_{l+1}^T \delta_{l+1}$, for a batch of rows.
+# `delta_next` is $\delta_{l+1}$, shape `(N, n_out)`; `W` is $\mathbf{W}_{l+1}$, shape `(n_out, n_in)`;
+# `y` is the tanh layer's output $\mathbf{y}_l$, shape `(N, n_in)`. Two facts from above: for tanh,
+# $\phi'$ is a function of the output, $1 - y^2$; and in rows, $\mathbf{W}^T\delta$ is `delta_next @ W`.
+#
+# `exercises.check_eq2_delta` runs your function and minibp's on random shapes and values and
+# names the likely mistake in one sentence. Until you fill it in, it says so and hands back
+# minibp's own function, which the cell after it uses.
+
+
+# %%
+def eq2_delta(delta_next, W, y):
+    """Eq (2) for a tanh layer, in rows: φ'(y_l) ⊙ W_{l+1}ᵀ δ_{l+1}."""
+    ### BEGIN SOLUTION
+    return (1 - y**2) * (delta_next @ W)
+    ### END SOLUTION
+
+
+eq2_delta = exercises.check_eq2_delta(eq2_delta)
 
 # %%
 out = net.forward(x)  # a fresh forward pass (the finite differences above left perturbed values in the layers)
@@ -306,7 +344,8 @@ assert np.shares_memory(F, dense2.W)  # the feedback path reads the forward syna
 
 y1 = tanh1.y
 phi_prime = 1 - y1**2  # φ'(y_1) for tanh
-delta1_hand = phi_prime * (F @ delta2.T).T  # eq (2), column-vector form F δ_2, back to rows
+delta1_hand = eq2_delta(delta2, dense2.W, y1)  # eq (2): your function, or minibp's until it is written
+assert np.allclose(delta1_hand, phi_prime * (F @ delta2.T).T, rtol=0, atol=1e-15)  # column form F δ_2, in rows
 assert np.allclose(delta1_hand, delta1, rtol=0, atol=1e-15)
 
 # the engine's two factors, one at a time
@@ -408,7 +447,7 @@ plt.close(fig)
 # noise (the transposing rule and the weight mirror, notebook 03 on), and Kolen–Pollack.
 
 # %% [markdown]
-# ## Exercises
+# ## Open-ended exercises
 #
 # Worked solutions: `notebooks/solutions/01_weight_transport_solutions.py`.
 #

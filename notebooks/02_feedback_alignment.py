@@ -30,10 +30,25 @@
 # `delta @ B.T`, and $\delta\,\mathbf{y}^T$ summed over the batch is `delta.T @ y`.
 
 # %%
+# On Colab or Binder: install minibp first when it cannot be imported (docs/course.md, "Running the notebooks")
+try:
+    import minibp  # noqa: F401
+except ModuleNotFoundError:
+    import os
+    import subprocess
+    import sys
+
+    MINIBP_SOURCE = os.environ.get("MINIBP_PIP_SOURCE", "")  # your course's pip source, e.g. git+https://…/minibp
+    if not MINIBP_SOURCE:
+        raise ModuleNotFoundError("minibp is not installed: set MINIBP_SOURCE in this cell to a pip source") from None
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", MINIBP_SOURCE])
+
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 
 import minibp
+from minibp import exercises
 from minibp.plots import RULE_COLORS, save_figure
 
 n_in, n_hid, n_out = 20, 30, 10
@@ -104,6 +119,25 @@ plt.close(fig)
 # engine runs exactly the same code as for backprop with that matrix in place of
 # $\mathbf{W}^T$. Compute eq (3) by hand for the hidden layer and compare. On the same forward
 # pass, compare it with backprop's $\delta_1$ too.
+#
+# ### Exercise 1 · Eq (3) (implement it)
+#
+# Write `eq3_delta(delta_next, B, y)`: feedback alignment's error at the output of a tanh layer,
+# $\delta_l = \phi'(\mathbf{y}_l) \odot \mathbf{B}_{l+1}\delta_{l+1}$, for a batch of rows. `B` has the
+# shape of $\mathbf{W}^T$, `(n_in, n_out)`; `delta_next` is `(N, n_out)`; `y` is `(N, n_in)`.
+# `exercises.check_eq3_delta` compares it with minibp's on random cases and names the likely
+# mistake; until you write it, the cells below use minibp's own.
+
+
+# %%
+def eq3_delta(delta_next, B, y):
+    """Eq (3) for a tanh layer, in rows: φ'(y_l) ⊙ B_{l+1} δ_{l+1}."""
+    ### BEGIN SOLUTION
+    return (1 - y**2) * (delta_next @ B.T)
+    ### END SOLUTION
+
+
+eq3_delta = exercises.check_eq3_delta(eq3_delta)
 
 # %%
 batch_rng = np.random.default_rng(4)
@@ -114,7 +148,7 @@ delta1, delta2 = net.backward(dout, fa)
 
 assert fa.feedback_matrix(dense2) is dense2.B
 y1 = tanh1.y
-delta1_hand = (1 - y1**2) * (delta2 @ dense2.B.T)  # eq (3): φ'(y₁) ⊙ B₂ δ₂, in rows
+delta1_hand = eq3_delta(delta2, dense2.B, y1)  # eq (3): φ'(y₁) ⊙ B₂ δ₂, in rows
 print("largest difference, eq (3) by hand vs engine:", np.abs(delta1_hand - delta1).max())
 assert np.allclose(delta1_hand, delta1, rtol=0, atol=1e-12)
 
@@ -140,6 +174,23 @@ plt.close(fig)
 # (the loss's $1/N$ is already inside $\delta$). One step of plain SGD, `minibp.SGD(lr)` with no
 # momentum and no weight decay, must change $\mathbf{W}$ by exactly eq (4), change the bias by
 # $-\eta\sum_n\delta_n$, and leave FA's $\mathbf{B}$ alone.
+#
+# ### Exercise 2 · Eq (4) (implement it)
+#
+# Write `eq4_update(delta_next, y_prev, lr)`: the change $\Delta\mathbf{W}_{l+1} = -\eta\,\delta_{l+1}\mathbf{y}_l^T$
+# summed over the batch (the loss's $1/N$ is already inside $\delta$), in the shape of $\mathbf{W}$,
+# `(n_out, n_in)`. `delta_next` is `(N, n_out)` and `y_prev` is `(N, n_in)`.
+
+
+# %%
+def eq4_update(delta_next, y_prev, lr):
+    """Eq (4): ΔW_{l+1} = −η Σ_n δ_{l+1,n} y_{l,n}ᵀ."""
+    ### BEGIN SOLUTION
+    return -lr * delta_next.T @ y_prev
+    ### END SOLUTION
+
+
+eq4_update = exercises.check_eq4_update(eq4_update)
 
 # %%
 lr = 0.05
@@ -152,7 +203,7 @@ opt.step(net.param_layers)
 inputs = [x, y1]  # y_l feeding each weight layer
 for layer, W0, b0, B0, delta, y_in in zip(net.weight_layers, W_before, b_before, B_before, [delta1, delta2], inputs):
     dW = layer.W - W0
-    assert np.allclose(dW, -lr * delta.T @ y_in, rtol=0, atol=1e-12)  # eq (4)
+    assert np.allclose(dW, eq4_update(delta, y_in, lr), rtol=0, atol=1e-12)  # eq (4)
     assert np.allclose(layer.b - b0, -lr * delta.sum(axis=0), rtol=0, atol=1e-12)
     assert np.array_equal(layer.B, B0)  # FA's B never learns
 print("eq (4) holds for both layers; B unchanged")
@@ -377,7 +428,7 @@ plt.close(fig)
 # mirror and Kolen–Pollack.
 
 # %% [markdown]
-# ## Exercises
+# ## Open-ended exercises
 #
 # Worked solutions: `notebooks/solutions/02_feedback_alignment_solutions.py`.
 #

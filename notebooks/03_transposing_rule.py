@@ -36,10 +36,25 @@
 # applies the rule with decay to `layer.params["B"]`.
 
 # %%
+# On Colab or Binder: install minibp first when it cannot be imported (docs/course.md, "Running the notebooks")
+try:
+    import minibp  # noqa: F401
+except ModuleNotFoundError:
+    import os
+    import subprocess
+    import sys
+
+    MINIBP_SOURCE = os.environ.get("MINIBP_PIP_SOURCE", "")  # your course's pip source, e.g. git+https://…/minibp
+    if not MINIBP_SOURCE:
+        raise ModuleNotFoundError("minibp is not installed: set MINIBP_SOURCE in this cell to a pip source") from None
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", MINIBP_SOURCE])
+
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 
 import minibp
+from minibp import exercises
 from minibp.plots import save_figure
 
 n_in, n_out = 6, 4
@@ -147,6 +162,25 @@ plt.close(fig)
 # Because the update is linear in $\mathbf{B}$, running it twice **on the same noise** — once from a
 # random $\mathbf{B}_0$, once from $\mathbf{B}_0 = 0$ — separates the two parts exactly: the difference
 # of the two runs must be $(1-\lambda)^t\mathbf{B}_0$ to rounding error.
+#
+# ### Exercise 1 · Eq (5) with decay (implement it)
+#
+# Write `eq5_step(B, x, y, lr, decay)`: the new $\mathbf{B}$ after one batch,
+# $(1-\lambda)\mathbf{B} + \eta\,\overline{\mathbf{x}\mathbf{y}^T}$, where the bar is the mean over the
+# batch's rows `x` `(N, n_in)` and `y` `(N, n_out)`, and `B` has the shape of $\mathbf{W}^T$. Return a
+# new array; leave `B` as it is. The run from a random $\mathbf{B}_0$ below uses your function, the
+# run from zero uses minibp's `mirror_update`, so the two-run check also compares them.
+
+
+# %%
+def eq5_step(B, x, y, lr, decay):
+    """One batch of eq (5) with decay: (1 − λ) B + η mean_n(x_n y_nᵀ)."""
+    ### BEGIN SOLUTION
+    return (1 - decay) * B + lr * x.T @ y / len(x)
+    ### END SOLUTION
+
+
+eq5_step = exercises.check_eq5_step(eq5_step)
 
 # %%
 eta, lam, steps, batch = 0.1, 0.02, 400, 32
@@ -174,8 +208,8 @@ for t in t_axis:
         break
     xs = sigma * noise_rng.standard_normal((batch, n_in))
     ys = layer.mirror_forward(xs, bias=False)  # every copy has the same W, so the same y
-    for lyr in (from_random, from_zero):
-        lyr.mirror_update(xs, ys, eta, lam)  # B ← (1 − λ) B + η mean(x yᵀ)
+    from_random.params["B"] = from_random.as_feedback(eq5_step(from_random.B, xs, ys, eta, lam))  # yours
+    from_zero.mirror_update(xs, ys, eta, lam)  # minibp's: B ← (1 − λ) B + η mean(x yᵀ)
     no_decay.mirror_update(xs, ys, eta, 0.0)  # plain eq (5)
 
 # the random start is forgotten exactly as (1 − λ)^t
@@ -328,7 +362,7 @@ assert cosines.min() > 0
 # biases that this notebook ignored.
 
 # %% [markdown]
-# ## Exercises
+# ## Open-ended exercises
 #
 # Worked solutions: `notebooks/solutions/03_transposing_rule_solutions.py`.
 #

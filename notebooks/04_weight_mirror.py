@@ -27,12 +27,26 @@
 # All checks run in float64, so every tolerance comes from the mathematics, not from rounding.
 
 # %%
+# On Colab or Binder: install minibp first when it cannot be imported (docs/course.md, "Running the notebooks")
+try:
+    import minibp  # noqa: F401
+except ModuleNotFoundError:
+    import os
+    import subprocess
+    import sys
+
+    MINIBP_SOURCE = os.environ.get("MINIBP_PIP_SOURCE", "")  # your course's pip source, e.g. git+https://…/minibp
+    if not MINIBP_SOURCE:
+        raise ModuleNotFoundError("minibp is not installed: set MINIBP_SOURCE in this cell to a pip source") from None
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", MINIBP_SOURCE])
+
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
 import minibp
-from minibp import Dense, Network, Tanh, angle
+from minibp import Dense, Network, Tanh, angle, exercises
 from minibp.plots import save_figure
 
 
@@ -424,6 +438,40 @@ plt.show()
 plt.close(fig)
 
 # %% [markdown]
+# ### Exercise 1 · One mirror batch, with bias-blocking (implement it)
+#
+# Write `mirror_step(B, W, b, noise, lr, decay)`: what one mirror-mode batch does to the `B` of a
+# tanh layer with bias-blocking. The layer fires `noise` (`y_l`, shape `(N, n_in)`) through `W`
+# `(n_out, n_in)` with its bias `b` blocked (eq 12), `y_{l+1} = tanh(W y_l)`; eq (6) makes
+# `δ_l = y_l` and `δ_{l+1} = y_{l+1}`; and eq (7) with decay gives the new
+# `B = (1 − λ_B) B + η_B · mean_n(y_l y_{l+1}ᵀ)`, in the shape of `Wᵀ`. Return a new array.
+# The cell after it redoes one pass of `rule.mirror` with your function.
+
+
+# %%
+def mirror_step(B, W, b, noise, lr, decay):
+    """One mirror batch through a tanh layer with bias-blocking: eqs (6), (7) with decay, (12)."""
+    ### BEGIN SOLUTION
+    y_next = np.tanh(noise @ W.T)  # eq (12): no bias in mirror mode
+    return (1 - decay) * B + lr * noise.T @ y_next / len(noise)  # eq (7), δ_l = y_l, δ_{l+1} = y_{l+1} (eq 6)
+    ### END SOLUTION
+
+
+mirror_step = exercises.check_mirror_step(mirror_step)
+
+# %%
+layer = unit_row_layer()
+layer.params["b"][:] = b_het  # unequal biases: blocking must keep them out
+one = Network([layer, Tanh()])
+wm = minibp.get_rule("wm", sigma=0.5, lr=0.004, decay=0.004, batch_size=512, seed=0)
+one.init_feedback(wm, np.random.default_rng(4))
+noise = wm.sigma * wm.noise_generator(0).standard_normal((wm.batch_size, layer.n_in))  # the first pass's noise
+B_by_hand = mirror_step(layer.B.copy(), layer.W, layer.b, noise, wm.lr, wm.decay)
+wm.mirror(one)  # minibp's first mirror pass
+print(f"one mirror pass, by hand vs rule.mirror: relative difference {rel(B_by_hand, layer.B):.1e}")
+assert rel(B_by_hand, layer.B) < 1e-12
+
+# %% [markdown]
 # ### A whole network
 #
 # `rule.mirror(net)` does this for every weight layer of a `Network`. Below, a fresh
@@ -555,7 +603,7 @@ plt.close(fig)
 # * Mirroring sets `B`'s direction; its size is `(η_B/λ_B) σ² E[φ']` times `Wᵀ`, and a small `B` learns
 #   slowly. `normalize=True` makes it `(η_B/λ_B) Wᵀ`.
 #
-# ## Exercises
+# ## Open-ended exercises
 #
 # 1. **Where eq (9) stops being good.** For the tanh layer of section 3 (unit rows, biases
 #    `linspace(−1, 1, 6)`, the same 4000 noise vectors `u`), find the noise level `σ*` at which

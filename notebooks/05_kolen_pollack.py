@@ -18,13 +18,27 @@
 # 4. the price of `λ`: a large decay aligns `B` with `Wᵀ` sooner but hurts learning.
 
 # %%
+# On Colab or Binder: install minibp first when it cannot be imported (docs/course.md, "Running the notebooks")
+try:
+    import minibp  # noqa: F401
+except ModuleNotFoundError:
+    import os
+    import subprocess
+    import sys
+
+    MINIBP_SOURCE = os.environ.get("MINIBP_PIP_SOURCE", "")  # your course's pip source, e.g. git+https://…/minibp
+    if not MINIBP_SOURCE:
+        raise ModuleNotFoundError("minibp is not installed: set MINIBP_SOURCE in this cell to a pip source") from None
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", MINIBP_SOURCE])
+
+# %%
 import random
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 import minibp
-from minibp import Dense, Network
+from minibp import Dense, Network, exercises
 from minibp.plots import save_figure
 
 
@@ -155,7 +169,26 @@ for i, layer in enumerate(net.weight_layers):
 print("grads['B'] = y_l δ_{l+1}ᵀ = grads['W']ᵀ in every layer (eqs 17-18)")
 
 # %% [markdown]
-# One step of `SGD(lr, weight_decay=wd)` is eq (16) for `W` and eq (17) for `B`. By hand:
+# One step of `SGD(lr, weight_decay=wd)` is eq (16) for `W` and eq (17) for `B`, with the decay
+# per step `λ = lr · wd`.
+#
+# ### Exercise 1 · Eq (17) (implement it)
+#
+# Write `kp_step(B, y_prev, delta_next, lr, decay)`: `B` after one plain-SGD step of eq (17),
+# `B − η y_l δ_{l+1}ᵀ − λ B`, where `y_prev` is `y_l` `(N, n_in)`, `delta_next` is `δ_{l+1}`
+# `(N, n_out)` (the loss's `1/N` already inside), `B` has the shape of `Wᵀ` and `decay` is `λ`.
+# Return a new array. The cell after it checks your step against the optimizer's.
+
+
+# %%
+def kp_step(B, y_prev, delta_next, lr, decay):
+    """One plain-SGD step of eq (17): B − η Σ_n y_{l,n} δ_{l+1,n}ᵀ − λ B."""
+    ### BEGIN SOLUTION
+    return B - lr * y_prev.T @ delta_next - decay * B
+    ### END SOLUTION
+
+
+kp_step = exercises.check_kp_step(kp_step)
 
 # %%
 lr, wd = 0.05, 0.4
@@ -163,10 +196,10 @@ before = {layer.name: (layer.W.copy(), layer.B.copy()) for layer in net.weight_l
 opt = minibp.SGD(lr, momentum=0.0, weight_decay=wd)
 opt.step(net.param_layers)
 lam = lr * wd
-for layer in net.weight_layers:
+for layer, delta in zip(net.weight_layers, deltas):
     W_old, B_old = before[layer.name]
     assert rel(layer.W, W_old - lr * layer.grads["W"] - lam * W_old) < 1e-12  # eq (16)
-    assert rel(layer.B, B_old - lr * layer.grads["B"] - lam * B_old) < 1e-12  # eq (17)
+    assert rel(layer.B, kp_step(B_old, layer.x, delta, lr, lam)) < 1e-12  # eq (17), by your function
     assert rel(layer.W - layer.B.T, (1 - lam) * (W_old - B_old.T)) < 1e-12  # eqs (13)-(14)
 print(f"one step: W − Bᵀ shrank by exactly 1 − λ = {1 - lam:g}")
 
@@ -326,7 +359,7 @@ plt.close(fig)
 #   the trade-off of Section 7. At `λ = 0.06` the alignment is perfect and worthless: the decay
 #   holds `W` so close to 0 that the network outputs chance (loss ≈ ln 10 ≈ 2.30).
 #
-# ## Exercises
+# ## Open-ended exercises
 #
 # 1. **Momentum.** minibp's SGD puts weight decay through the momentum buffer. With momentum `μ`
 #    the difference `D = W − Bᵀ` obeys `v ← μ v + wd · D`, `D ← D − η v`. Show that

@@ -22,6 +22,20 @@
 # 4. Fig 3 and Fig 4 for a CNN, where FA falls behind, as on the paper's harder task.
 
 # %%
+# On Colab or Binder: install minibp first when it cannot be imported (docs/course.md, "Running the notebooks")
+try:
+    import minibp  # noqa: F401
+except ModuleNotFoundError:
+    import os
+    import subprocess
+    import sys
+
+    MINIBP_SOURCE = os.environ.get("MINIBP_PIP_SOURCE", "")  # your course's pip source, e.g. git+https://…/minibp
+    if not MINIBP_SOURCE:
+        raise ModuleNotFoundError("minibp is not installed: set MINIBP_SOURCE in this cell to a pip source") from None
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", MINIBP_SOURCE])
+
+# %%
 import dataclasses
 import math
 
@@ -30,6 +44,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import minibp
+from minibp import exercises
 from minibp.optim import get_schedule
 from minibp.plots import RULE_COLORS, plot_angles, rule_label, save_figure
 from minibp.train import build_model
@@ -95,6 +110,46 @@ fig.tight_layout()
 save_figure(fig, "06_initial_angles")
 plt.show()
 plt.close(fig)
+
+# %% [markdown]
+# The second measure of Fig 4 is the **delta angle** (Fig 4b, d, f): on one forward pass, send
+# the same output error back twice, through the rule's feedback matrices and through `Wᵀ`, and
+# take the angle between the two `δ_l` of each hidden layer. Each `δ_l` is a whole batch,
+# `(N, n_l)`, flattened to one vector: one angle per layer, not one per example.
+#
+# ### Exercise 1 · The delta angle (implement it)
+#
+# Write `delta_angle(a, b)`: the angle in degrees between `vec(a)` and `vec(b)` for two arrays of
+# the same shape, `arccos(⟨a, b⟩ / (‖a‖ ‖b‖))`. The cell after it measures every rule's delta
+# angles at initialisation with your function and compares them with `minibp.delta_angles`.
+
+
+# %%
+def delta_angle(a, b):
+    """Fig 4's angle in degrees between vec(a) and vec(b)."""
+    ### BEGIN SOLUTION
+    u, v = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    cos = u @ v / (np.linalg.norm(u) * np.linalg.norm(v))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    ### END SOLUTION
+
+
+delta_angle = exercises.check_delta_angle(delta_angle)
+
+# %%
+x_probe, t_probe = data.x_train[:256], data.y_train[:256]
+probe_loss = minibp.SoftmaxCrossEntropy()
+start_delta = {}
+for name in RULES:
+    rule = minibp.get_rule(name)
+    net0.init_feedback(rule, np.random.default_rng(1))
+    _, dout = probe_loss(net0.forward(x_probe), t_probe)
+    mine = net0.backward(dout, rule, train=False)  # δ through the rule's feedback
+    ref = net0.backward(dout, minibp.get_rule("bp"), train=False)  # δ through Wᵀ, same forward pass
+    start_delta[name] = [delta_angle(m, r) for m, r in zip(mine[:-1], ref[:-1])]  # hidden layers only
+    assert np.allclose(start_delta[name], minibp.delta_angles(net0, rule, x_probe, t_probe, probe_loss), atol=1e-3)
+    print(f"{name}: delta angles at init " + "  ".join(f"{a:5.1f}°" for a in start_delta[name]))
+assert max(start_delta["bp"]) < 1e-3  # backprop against itself
 
 # %% [markdown]
 # ## 2. An MLP: 64 → 128 → 128 → 10
@@ -327,7 +382,7 @@ print("CNN checks pass:", {k: round(v, 3) for k, v in acc.items()})
 # | KP's angles ≈ 0, WM's < 12°, SS's larger, FA's > 80° | KP < WM < SS < FA, layer by layer, in the MLP |
 # | KP aligns at a rate set by `λ` | `‖W − Bᵀ‖` shrinks exactly as the decay recurrence says |
 #
-# ## Exercises
+# ## Open-ended exercises
 #
 # 1. **KP's trade-off (Section 7).** Train the MLP of section 2 under KP alone with weight decay
 #    0.005, 0.01, 0.02 and 0.04. Plot the final matrix angles and the test accuracy against the

@@ -19,6 +19,20 @@
 #    this CPU: time per step and per-layer matrix angles.
 
 # %%
+# On Colab or Binder: install minibp first when it cannot be imported (docs/course.md, "Running the notebooks")
+try:
+    import minibp  # noqa: F401
+except ModuleNotFoundError:
+    import os
+    import subprocess
+    import sys
+
+    MINIBP_SOURCE = os.environ.get("MINIBP_PIP_SOURCE", "")  # your course's pip source, e.g. git+https://…/minibp
+    if not MINIBP_SOURCE:
+        raise ModuleNotFoundError("minibp is not installed: set MINIBP_SOURCE in this cell to a pip source") from None
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", MINIBP_SOURCE])
+
+# %%
 import math
 import os
 import subprocess
@@ -30,8 +44,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import minibp
+from minibp import exercises
 from minibp.layers import Conv2D
-from minibp.layers.conv import out_size
 from minibp.models import resnet18, resnet50
 from minibp.optim import get_schedule
 from minibp.plots import RULE_COLORS, rule_label, save_figure
@@ -158,7 +172,27 @@ assert len(nets["ResNet-18"].weight_layers) == 21 and len(nets["ResNet-50"].weig
 # `C_out · C_in · k²` MACs at each of its `H_out × W_out` output positions (eq 1 on every patch),
 # with `H_out = ⌊(H + 2·padding − k) / stride⌋ + 1`. A dense layer does `n_out · n_in`. The
 # spatial sizes come from a forward pass of one 224×224 image: each `Conv2D` keeps its input
-# `y_l` (for eq 4), and `out_size` gives its output size.
+# `y_l` (for eq 4).
+#
+# ### Exercise 1 · A convolution's cost (implement it)
+#
+# Write `conv_macs(c_in, c_out, k, h, w, stride, padding)`: the multiply-accumulates of one
+# `k×k` convolution with zero padding on one `c_in × h × w` image. Count one MAC per
+# multiply-and-add (not two FLOPs). `macs_per_layer` below uses it for every convolution of
+# ResNet-18 and ResNet-50, and the asserts compare the totals with the published 1.8 and 4.1 GMACs.
+
+
+# %%
+def conv_macs(c_in, c_out, k, h, w, stride, padding):
+    """MACs of a k×k convolution on one c_in × h × w image."""
+    ### BEGIN SOLUTION
+    h_out = (h + 2 * padding - k) // stride + 1
+    w_out = (w + 2 * padding - k) // stride + 1
+    return c_out * c_in * k * k * h_out * w_out  # eq (1) on every patch: C_out · C_in · k² per position
+    ### END SOLUTION
+
+
+conv_macs = exercises.check_conv_macs(conv_macs)
 
 
 # %%
@@ -167,8 +201,8 @@ def macs_per_layer(net):
     macs = []
     for layer in net.weight_layers:
         if isinstance(layer, Conv2D):
-            h, w = (out_size(s, layer.k, layer.stride, layer.padding) for s in layer.x.shape[2:])
-            macs.append(layer.c_out * layer.c_in * layer.k**2 * h * w)
+            h, w = layer.x.shape[2:]
+            macs.append(conv_macs(layer.c_in, layer.c_out, layer.k, h, w, layer.stride, layer.padding))
         else:
             macs.append(layer.W.size)
     return np.array(macs)
@@ -428,7 +462,7 @@ plt.close(fig)
 #   start (here the first layers). Removing the start elsewhere takes weight decay over many steps
 #   (notebook 06, section 3); the paper's ResNets needed about 20 epochs to bring KP near zero.
 #
-# ## Exercises
+# ## Open-ended exercises
 #
 # 1. **ResNet-50 by hand.** From the stage structure alone (stem, 3/4/6/3 bottleneck blocks of
 #    inner widths 64/128/256/512 and output 4× that, projection shortcuts where the shape changes,

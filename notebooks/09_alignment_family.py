@@ -38,11 +38,25 @@
 # 4. the three named rules training on digits.
 
 # %%
+# On Colab or Binder: install minibp first when it cannot be imported (docs/course.md, "Running the notebooks")
+try:
+    import minibp  # noqa: F401
+except ModuleNotFoundError:
+    import os
+    import subprocess
+    import sys
+
+    MINIBP_SOURCE = os.environ.get("MINIBP_PIP_SOURCE", "")  # your course's pip source, e.g. git+https://…/minibp
+    if not MINIBP_SOURCE:
+        raise ModuleNotFoundError("minibp is not installed: set MINIBP_SOURCE in this cell to a pip source") from None
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", MINIBP_SOURCE])
+
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 
 import minibp
-from minibp import Dense, angle
+from minibp import Dense, angle, exercises
 from minibp.layers import Conv2D
 from minibp.plots import save_figure
 from minibp.rules import FamilyKolenPollack, FamilyMirror, WeightMirror
@@ -116,6 +130,34 @@ for name, primitive in P.PRIMITIVES.items():
         errors.append(abs(fd - np.sum(grad * V)) / max(1.0, abs(fd)))
     assert max(errors) < 1e-7, name
     print(f"{name:>14} | {float(loss):10.4f} | {by_definition(name, B):13.4f} | {max(errors):.1e}")
+
+# %% [markdown]
+# ### Exercise 1 · The null primitive's gradient (implement it)
+#
+# The null loss `E‖B r‖²`, with `r = W x`, is what `B` sends back of the forward projection.
+# Derive its gradient in `B` and write `null_grad(x, W, B)` for a batch of rows `x` `(N, n)`,
+# `W` `(m, n)` and `B` `(n, m)`: the mean over the batch, in the shape of `B`. (Hint: the loss of one
+# sample is `Σ_i (Σ_j B_ij r_j)²`.) The cell after it checks your gradient against finite differences.
+
+
+# %%
+def null_grad(x, W, B):
+    """∇_B E‖B W x‖² for a batch of rows x."""
+    ### BEGIN SOLUTION
+    r = x @ W.T  # r = W x, one row per sample
+    return 2 * (r @ B.T).T @ r / len(x)  # 2 E[(B r) rᵀ]
+    ### END SOLUTION
+
+
+null_grad = exercises.check_null_grad(null_grad)
+
+# %%
+directions = np.random.default_rng(9)  # a generator of its own: the notebook's rng stream stays as it was
+for _ in range(3):
+    V = directions.standard_normal(B.shape)
+    fd = slope(lambda B: float(np.mean(np.sum((x @ W.T @ B.T) ** 2, axis=1))), B, V)
+    assert abs(fd - np.sum(null_grad(x, W, B) * V)) < 1e-7 * max(1.0, abs(fd))
+print("null_grad agrees with finite differences of E‖B W x‖² along 3 random directions")
 
 # %% [markdown]
 # Two of the gradients deserve a second look. **Self**'s is `−Wᵀ`: a rule with a self term reads
@@ -377,7 +419,7 @@ plt.close(fig)
 # * The weight mirror is decay + amp on noise; Kolen–Pollack is decay plus `W`'s own gradient.
 #   Both are rebuilt exactly, and the rebuilt KP shows why its decay must be shared with `W`.
 #
-# ## Exercises
+# ## Open-ended exercises
 #
 # 1. **Noise turns AA into SA.** For white noise `x ~ N(0, σ² I)`, show that the expected
 #    gradients satisfy `E[∇ amp] = σ² ∇ self` and `E[∇ sparse] = σ² ∇ decay`, so AA on noise is

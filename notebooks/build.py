@@ -1,13 +1,20 @@
-"""Build, check and run the notebooks.
+"""Pair, check, grade-strip and run the notebooks.
 
-Each notebook is written as a plain Python file in the "percent" format (``# %%`` starts
-a code cell, ``# %% [markdown]`` a Markdown cell whose lines start with ``# ``): that file
-is the one to read and review. The ``.ipynb`` beside it is generated from it, with no
-outputs, for opening in Jupyter.
+Each notebook's one source is a plain Python file in jupytext's py:percent format
+(``notebooks/NN_name.py``): the instructor's version, with the answers to its implement-it
+exercises between nbgrader's markers ``### BEGIN SOLUTION`` and ``### END SOLUTION``. From it:
 
-    python notebooks/build.py                          # regenerate every .ipynb from its .py
-    python notebooks/build.py --check                  # fail if any .ipynb is out of date
-    python notebooks/build.py --run --figures figures  # execute every notebook; save its plots in figures/
+* ``notebooks/NN_name.ipynb``, the same notebook for Jupyter, paired with the ``.py`` by
+  jupytext (``notebooks/jupytext.toml``: editing either in Jupyter with jupytext installed
+  updates the other);
+* ``notebooks/student/NN_name.ipynb``, the student's version: every solution region replaced by
+  ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (nbgrader's ClearSolutions convention;
+  in a Markdown cell, ``YOUR ANSWER HERE``).
+
+    python notebooks/build.py                          # write every .ipynb and student notebook from its .py
+    python notebooks/build.py --check                  # fail if any of them is out of date
+    python notebooks/build.py --run --figures figures  # run every student notebook and worked solution,
+                                                       # and the solutions' exercise cells; save the plots
 """
 
 from __future__ import annotations
@@ -17,51 +24,91 @@ import os
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
 
 HERE = Path(__file__).resolve().parent
-SOURCES = sorted(HERE.glob("[0-9][0-9]_*.py")) + sorted((HERE / "solutions").glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = sorted(HERE.glob("[0-9][0-9]_*.py"))
+WORKED = sorted((HERE / "solutions").glob("[0-9][0-9]_*.py"))  # worked solutions of the open-ended exercises
+SOURCES = NOTEBOOKS + WORKED
+STUDENT = HERE / "student"
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+TEXT_STUB = ("YOUR ANSWER HERE",)
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+#: what an exercise cell may use besides its own lines (see ``exercise_cells``)
+EXERCISE_PRELUDE = "import numpy as np\n\nimport minibp\nfrom minibp import exercises\n"
 
 
-def parse_percent(text: str) -> nbformat.NotebookNode:
-    """A notebook from percent-format source."""
-    cells: list[tuple[str, list[str]]] = []
-    for line in text.splitlines():
-        if line.startswith("# %%"):
-            cells.append(("markdown" if "[markdown]" in line else "code", []))
-        elif cells:
-            cells[-1][1].append(line)
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for kind, lines in cells:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        if kind == "markdown":
-            body = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines)
-            nb.cells.append(nbformat.v4.new_markdown_cell(body))
-        else:
-            nb.cells.append(nbformat.v4.new_code_cell("\n".join(lines)))
+def read(source: Path) -> nbformat.NotebookNode:
+    """The notebook of a py:percent source, read by jupytext, with stable cell ids and no outputs."""
+    nb = jupytext.read(source, fmt="py:percent")
+    nb.metadata = {"kernelspec": dict(KERNELSPEC)}
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i}"  # stable ids keep the generated files identical run to run
+        cell.metadata = {}
     return nb
 
 
-def render(source: Path) -> str:
-    return nbformat.writes(parse_percent(source.read_text())) + "\n"
+def strip_solutions(text: str, stub: tuple[str, ...] = CODE_STUB) -> str:
+    """``text`` with every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` region replaced by ``stub``,
+    indented as the ``BEGIN`` marker is."""
+    out: list[str] = []
+    inside = False
+    for line in text.splitlines():
+        marker = line.strip()
+        if marker == BEGIN:
+            if inside:
+                raise ValueError(f"nested {BEGIN!r}")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.extend(indent + s for s in stub)
+        elif marker == END:
+            if not inside:
+                raise ValueError(f"{END!r} without {BEGIN!r}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{BEGIN!r} without {END!r}")
+    return "\n".join(out)
+
+
+def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` with every solution region stripped (nbgrader's convention)."""
+    nb = nbformat.from_dict(nb)
+    for cell in nb.cells:
+        if BEGIN in cell.source:
+            cell.source = strip_solutions(cell.source, CODE_STUB if cell.cell_type == "code" else TEXT_STUB)
+    return nb
+
+
+def exercise_cells(nb: nbformat.NotebookNode) -> list[str]:
+    """The code cells of ``nb`` that hold a solution region: each defines the student's function and
+    calls its checker, using only :data:`EXERCISE_PRELUDE`'s names and its own."""
+    return [c.source for c in nb.cells if c.cell_type == "code" and BEGIN in c.source]
+
+
+def targets(source: Path) -> dict[Path, str]:
+    """Every file generated from ``source``, with its text."""
+    nb = read(source)
+    out = {source.with_suffix(".ipynb"): nbformat.writes(nb) + "\n"}
+    if source in NOTEBOOKS:
+        out[STUDENT / f"{source.stem}.ipynb"] = nbformat.writes(student_version(nb)) + "\n"
+    return out
 
 
 def build(check: bool) -> int:
     stale = []
     for src in SOURCES:
-        target = src.with_suffix(".ipynb")
-        text = render(src)
-        if check:
-            if not target.exists() or target.read_text() != text:
-                stale.append(target)
-        else:
-            target.write_text(text)
+        for target, text in targets(src).items():
+            if check:
+                if not target.exists() or target.read_text() != text:
+                    stale.append(target)
+            else:
+                target.parent.mkdir(exist_ok=True)
+                target.write_text(text)
     if stale:
         names = ", ".join(str(p.relative_to(HERE.parent)) for p in stale)
         print(f"out of date: {names}; run `python notebooks/build.py`", file=sys.stderr)
@@ -69,29 +116,52 @@ def build(check: bool) -> int:
     return 0
 
 
-def execute(path: Path, figures: Path | None = None, timeout: int = 300) -> nbformat.NotebookNode:
-    """Run a notebook top to bottom in a fresh kernel, in its own folder; raise on the first error."""
+def execute(
+    nb: nbformat.NotebookNode, folder: Path, figures: Path | None = None, timeout: int = 300
+) -> nbformat.NotebookNode:
+    """Run a notebook top to bottom in a fresh kernel, in ``folder``; raise on the first error."""
     from nbclient import NotebookClient  # noqa: PLC0415
 
-    nb = nbformat.reads(render(path.with_suffix(".py")), as_version=4)
     if figures is not None:
         os.environ["MINIBP_FIGURES"] = str(figures.resolve())
-    NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
     return nb
+
+
+def run_exercises(source: Path) -> int:
+    """Run the solution version's exercise cells in strict mode (a stub raises, a wrong answer raises);
+    returns how many ran."""
+    from minibp.exercises import STRICT_ENV  # noqa: PLC0415
+
+    cells = exercise_cells(read(source))
+    saved = os.environ.get(STRICT_ENV)
+    os.environ[STRICT_ENV] = "1"
+    try:
+        for cell in cells:
+            namespace: dict[str, object] = {}
+            exec(compile(EXERCISE_PRELUDE + cell, f"{source.name} (exercise cell)", "exec"), namespace)  # noqa: S102
+    finally:
+        if saved is None:
+            del os.environ[STRICT_ENV]
+        else:
+            os.environ[STRICT_ENV] = saved
+    return len(cells)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--check", action="store_true", help="only check that every .ipynb matches its .py")
-    p.add_argument("--run", action="store_true", help="execute every notebook and solution")
+    p.add_argument("--check", action="store_true", help="only check that every generated notebook matches its .py")
+    p.add_argument("--run", action="store_true", help="run every student notebook, worked solution and exercise")
     p.add_argument("--figures", type=Path, help="with --run: save the notebooks' figures in this folder")
     args = p.parse_args(argv)
     if args.run:
-        for src in SOURCES:
+        for src in NOTEBOOKS:
+            print(f"exercises of {src.relative_to(HERE.parent)}: {run_exercises(src)} checked", flush=True)
+            print(f"running the student version of {src.relative_to(HERE.parent)}", flush=True)
+            execute(student_version(read(src)), HERE, args.figures)
+        for src in WORKED:
             print(f"running {src.relative_to(HERE.parent)}", flush=True)
-            execute(src, args.figures)
+            execute(read(src), src.parent, args.figures)
         return 0
     return build(args.check)
 

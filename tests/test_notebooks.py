@@ -1,4 +1,6 @@
-"""Every notebook and worked solution runs top to bottom, and its .ipynb matches its .py source."""
+"""The notebooks: each .ipynb and student notebook matches its py:percent source; every notebook has an
+exercise to implement; the solution version passes every checker; the student version runs top to
+bottom on its stubs; every worked solution runs."""
 
 from __future__ import annotations
 
@@ -7,18 +9,54 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("jupytext", reason="install the test extra: pip install -e '.[test]'")
+pytest.importorskip("nbclient", reason="install the test extra: pip install -e '.[test]'")
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 sys.path.insert(0, str(NOTEBOOKS))
 import build  # noqa: E402
 
-pytest.importorskip("nbclient", reason="install the test extra: pip install -e '.[test]'")
 
-
-def test_every_ipynb_matches_its_source():
-    assert build.SOURCES, "no notebooks found"
+def test_every_generated_notebook_matches_its_source():
+    assert build.NOTEBOOKS and build.WORKED, "no notebooks found"
     assert build.build(check=True) == 0
 
 
-@pytest.mark.parametrize("source", build.SOURCES, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(source, tmp_path):
-    build.execute(source, figures=tmp_path)
+def test_strip_solutions_keeps_the_indent_and_rejects_unbalanced_markers():
+    text = "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\n\nf = g(f)"
+    assert build.strip_solutions(text) == (
+        "def f(x):\n    '''doc'''\n    # YOUR CODE HERE\n    raise NotImplementedError()\n\n\nf = g(f)"
+    )
+    for bad in ["### BEGIN SOLUTION\nx", "x\n### END SOLUTION", "### BEGIN SOLUTION\n### BEGIN SOLUTION"]:
+        with pytest.raises(ValueError, match="SOLUTION"):
+            build.strip_solutions(bad)
+
+
+@pytest.mark.parametrize("source", build.NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_an_exercise_and_its_student_version_has_only_stubs(source):
+    nb = build.read(source)
+    cells = build.exercise_cells(nb)
+    assert 1 <= len(cells) <= 3, f"{source.name}: {len(cells)} exercises to implement"
+    assert all("exercises.check_" in cell for cell in cells), "each exercise cell calls its checker"
+    student = "\n".join(c.source for c in build.student_version(nb).cells)
+    assert build.BEGIN not in student and build.END not in student
+    assert student.count("raise NotImplementedError()") == len(cells)
+
+
+@pytest.mark.parametrize("source", build.NOTEBOOKS, ids=lambda p: p.stem)
+def test_solution_version_passes_every_checker(source, capsys):
+    ran = build.run_exercises(source)  # strict: a stub or a wrong answer raises
+    assert capsys.readouterr().out.count("[correct]") == ran >= 1
+
+
+@pytest.mark.parametrize("source", build.NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_version_runs_top_to_bottom(source, tmp_path):
+    solution = build.read(source)
+    nb = build.execute(build.student_version(solution), build.HERE, figures=tmp_path)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert text.count("[not done]") == len(build.exercise_cells(solution))  # every stub fell back on minibp's
+
+
+@pytest.mark.parametrize("source", build.WORKED, ids=lambda p: p.stem)
+def test_worked_solution_runs_top_to_bottom(source, tmp_path):
+    build.execute(build.read(source), source.parent, figures=tmp_path)
