@@ -15,6 +15,7 @@ exercises between nbgrader's markers ``### BEGIN SOLUTION`` and ``### END SOLUTI
     python notebooks/build.py --check                  # fail if any of them is out of date
     python notebooks/build.py --run --figures figures  # run every student notebook and worked solution,
                                                        # and the solutions' exercise cells; save the plots
+    python notebooks/build.py --grade a.ipynb b.ipynb  # grade students' notebooks, exercise by exercise
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def student_version(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def exercise_cells(nb: nbformat.NotebookNode) -> list[str]:
     """The code cells of ``nb`` that hold a solution region: each defines the student's function and
-    calls its checker, using only :data:`EXERCISE_PRELUDE`'s names and its own."""
+    calls its checker, using only :data:`EXERCISE_PRELUDE`'s names and its own (see :func:`grade`)."""
     return [c.source for c in nb.cells if c.cell_type == "code" and BEGIN in c.source]
 
 
@@ -128,24 +129,36 @@ def execute(
     return nb
 
 
-def run_exercises(source: Path) -> int:
-    """Run the solution version's exercise cells in strict mode (a stub raises, a wrong answer raises);
-    returns how many ran."""
-    from minibp.exercises import STRICT_ENV  # noqa: PLC0415
+def grade(path: Path) -> list[tuple[str, str]]:
+    """Each exercise of a notebook (a student's ``.ipynb``, or a ``.py`` source: the solution version)
+    with its verdict: ``correct``, ``not done`` or the checker's sentence. Only the exercise cells
+    (those that call a checker) run, each with :data:`EXERCISE_PRELUDE` and nothing else, in strict
+    mode, so a stub counts as not done instead of falling back on minibp's function."""
+    from minibp.exercises import STRICT_ENV, ExerciseMistake  # noqa: PLC0415
 
-    cells = exercise_cells(read(source))
+    nb = read(path) if path.suffix == ".py" else nbformat.read(path, as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and "exercises.check_" in c.source]
     saved = os.environ.get(STRICT_ENV)
     os.environ[STRICT_ENV] = "1"
+    verdicts = []
     try:
         for cell in cells:
-            namespace: dict[str, object] = {}
-            exec(compile(EXERCISE_PRELUDE + cell, f"{source.name} (exercise cell)", "exec"), namespace)  # noqa: S102
+            name = cell.split("exercises.check_", 1)[1].split("(", 1)[0]
+            try:
+                exec(compile(EXERCISE_PRELUDE + cell, f"{path.name} ({name})", "exec"), {})  # noqa: S102
+                verdicts.append((name, "correct"))
+            except NotImplementedError:
+                verdicts.append((name, "not done"))
+            except ExerciseMistake as err:
+                verdicts.append((name, str(err)))
+            except Exception as err:  # noqa: BLE001 - a broken cell is a verdict, not a crash of the grader
+                verdicts.append((name, f"the cell raises {type(err).__name__}: {err}"))
     finally:
         if saved is None:
             del os.environ[STRICT_ENV]
         else:
             os.environ[STRICT_ENV] = saved
-    return len(cells)
+    return verdicts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,10 +166,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="only check that every generated notebook matches its .py")
     p.add_argument("--run", action="store_true", help="run every student notebook, worked solution and exercise")
     p.add_argument("--figures", type=Path, help="with --run: save the notebooks' figures in this folder")
+    p.add_argument("--grade", type=Path, nargs="+", metavar="NOTEBOOK", help="grade students' notebooks")
     args = p.parse_args(argv)
+    if args.grade:
+        failed = 0
+        for path in args.grade:
+            verdicts = grade(path)
+            done = sum(v == "correct" for _, v in verdicts)
+            print(f"{path}: {done} of {len(verdicts)} exercises correct")
+            for name, verdict in verdicts:
+                print(f"  {name}: {verdict}")
+            failed += done < len(verdicts)
+        return 1 if failed else 0
     if args.run:
         for src in NOTEBOOKS:
-            print(f"exercises of {src.relative_to(HERE.parent)}: {run_exercises(src)} checked", flush=True)
+            wrong = [f"{name}: {verdict}" for name, verdict in grade(src) if verdict != "correct"]
+            if wrong:
+                raise SystemExit(f"{src.name}, solution version: " + "; ".join(wrong))
             print(f"running the student version of {src.relative_to(HERE.parent)}", flush=True)
             execute(student_version(read(src)), HERE, args.figures)
         for src in WORKED:
