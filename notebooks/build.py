@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             if wrong:
                 raise SystemExit(f"{src.name}, solution version: " + "; ".join(wrong))
             print(f"running the student version of {src.relative_to(HERE.parent)}", flush=True)
-            execute(student_version(read(src)), HERE, args.figures)
+            execute(student_version(read(src)), STUDENT, args.figures)
         for src in WORKED:
             print(f"running {src.relative_to(HERE.parent)}", flush=True)
             execute(read(src), src.parent, args.figures)

@@ -67,7 +67,7 @@ def test_grade_names_a_student_s_mistake(tmp_path):
 @pytest.mark.parametrize("source", build.NOTEBOOKS, ids=lambda p: p.stem)
 def test_student_version_runs_top_to_bottom(source, tmp_path):
     solution = build.read(source)
-    nb = build.execute(build.student_version(solution), build.HERE, figures=tmp_path)
+    nb = build.execute(build.student_version(solution), build.STUDENT, figures=tmp_path)  # where students open it
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert text.count("[not done]") == len(build.exercise_cells(solution))  # every stub fell back on minibp's
 
