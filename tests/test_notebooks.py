@@ -75,3 +75,31 @@ def test_student_version_runs_top_to_bottom(source, tmp_path):
 @pytest.mark.parametrize("source", build.WORKED, ids=lambda p: p.stem)
 def test_worked_solution_runs_top_to_bottom(source, tmp_path):
     build.execute(build.read(source), source.parent, figures=tmp_path)
+
+
+def _install_cell(source):
+    return next(c.source for c in build.read(source).cells if c.cell_type == "code")
+
+
+def test_every_notebook_starts_with_the_same_install_cell():
+    cells = {_install_cell(source) for source in build.NOTEBOOKS}
+    assert len(cells) == 1
+    assert "MINIBP_SOURCE" in cells.pop()
+
+
+def test_install_cell_installs_from_the_source_it_is_given_and_guesses_none(monkeypatch):
+    cell = _install_cell(build.NOTEBOOKS[0])
+    calls = []
+    monkeypatch.setattr("subprocess.check_call", calls.append)
+    monkeypatch.setitem(sys.modules, "minibp", None)  # as on a fresh Colab machine: import minibp fails
+    monkeypatch.delenv("MINIBP_PIP_SOURCE", raising=False)
+    with pytest.raises(ModuleNotFoundError, match="set MINIBP_SOURCE"):
+        exec(cell, {})
+    assert calls == []
+    monkeypatch.setenv("MINIBP_PIP_SOURCE", "git+https://example.invalid/fork/minibp")
+    exec(cell, {})
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", "git+https://example.invalid/fork/minibp"]]
+    monkeypatch.delitem(sys.modules, "minibp")
+    calls.clear()
+    exec(cell, {})  # minibp importable: nothing to install
+    assert calls == []
