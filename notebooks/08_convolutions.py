@@ -340,6 +340,8 @@ for placement, after_stem in [("after", ReLU), ("before", Identity)]:
 #
 # ## Open-ended exercises
 #
+# Worked solutions: `notebooks/solutions/08_convolutions_solutions.py`.
+#
 # 1. **Stride and the mirror.** Repeat section 3 with stride 2. Which side must the unpadded noise
 #    images have so that every tap sees the same number of positions? Compare with
 #    `Conv2D.mirror_input_shape`.
