@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 from .compare import compare
 from .config import RUNTIME_SETTINGS, TrainConfig, default_text
+from .parallel import LaunchError, launched_rank, launched_size, world
 from .presets import PRESETS, describe_presets
 from .rules import PAPER_RULES, RULES
 from .runs import read_plan, settings_diff
@@ -200,11 +202,21 @@ def _resumed_rules(args: argparse.Namespace) -> list[str] | None:
 
 def _again(args: argparse.Namespace, rule: str | None) -> str:
     """The command that continues an interrupted run."""
-    again = f"minibp {args.command} --out {shlex.quote(str(args.out))} --resume"
+    ranks = launched_size()
+    launch = f"mpiexec -n {ranks} " if ranks > 1 else ""
+    again = f"{launch}minibp {args.command} --out {shlex.quote(str(args.out))} --resume"
     return again + (f" --rule {rule}" if args.command == "train" and rule else "")
 
 
+#: errors every rank of a data-parallel run meets alike (its settings, its run folder): rank 0 reports them
+_SHARED_ERRORS = (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, TrainingStopped, LaunchError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``minibp ...``: returns the exit status. Under ``mpiexec -n N`` every rank runs it; rank 0 prints."""
+    rank = launched_rank()
+    if rank != 0:  # the other ranks of a data-parallel run say nothing of what rank 0 says
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     args = parser().parse_args(argv)
     if args.command == "presets":
         print(describe_presets())
@@ -216,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         config, per_rule = _config(args)
         config_rule = config.rule
+        world(config.backend, config.transport, config.collective_timeout)  # the ranks, if mpiexec started several
         if args.command == "train":
             _, history = train(config, out=args.out, progress=not args.quiet, resume=args.resume)
             last = history[-1]
@@ -234,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(result.table())
             print(f"summary: {args.out / 'summary.json'}\nfigure:  {args.out / 'compare.png'}")
     except TrainingInterrupted as err:
-        print(f"minibp: {err}\nminibp: continue with: {_again(args, config_rule)}", file=sys.stderr)
+        if rank == 0:
+            print(f"minibp: {err}\nminibp: continue with: {_again(args, config_rule)}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:  # outside a training loop: loading data, evaluating, plotting
         started = args.command in ("train", "compare") and any(Path(args.out).glob("*/checkpoint.npz"))
@@ -242,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"minibp: interrupted{hint}", file=sys.stderr)
         return 130
     except (ValueError, RuntimeError, OSError) as err:
-        kind = "training stopped" if isinstance(err, TrainingStopped) else "error"
-        print(f"minibp: {kind}: {err}", file=sys.stderr)
+        if rank == 0 or not isinstance(err, _SHARED_ERRORS):
+            kind = "training stopped" if isinstance(err, TrainingStopped) else "error"
+            where = f"rank {rank}: " if rank else ""
+            print(f"minibp: {where}{kind}: {err}", file=sys.stderr)
         return 2
     return 0

@@ -13,6 +13,7 @@ from .backend import set_backend
 from .checkpoint import read_meta
 from .config import RUNTIME_SETTINGS, TrainConfig
 from .data import BatchSource
+from .parallel import Group, world
 from .rules import PAPER_RULES
 from .runs import Record, check_run_folder, read_plan, write_json, write_plan
 from .train import TrainingDiverged, data_for, train
@@ -65,6 +66,7 @@ def compare(
     resume: bool = False,
     per_rule: Mapping[str, Mapping[str, Any]] | None = None,
     plan: bool = True,
+    group: Group | None = None,
 ) -> Comparison:
     """Train every rule in ``rules`` (by default the paper's five) from the same seed: the same
     initial ``W``, the same initial random ``B`` (FA, WM, KP) and the same order of examples.
@@ -85,8 +87,13 @@ def compare(
 
     ``plan=False`` leaves ``compare.json`` to the caller (:func:`write_plan`): for processes that
     share ``out``, each training some of the rules.
+
+    Under ``mpiexec -n N`` (or with a ``group`` of ranks) the N ranks train every rule together
+    (:func:`~minibp.train.train`), and rank 0 alone writes ``out``.
     """
     set_backend(config.backend)  # a backend that cannot start stops the comparison before anything is written
+    if group is None:
+        group = world(config.backend, config.transport, config.collective_timeout)
     per_rule = per_rule or {}
     plans = {rule: dataclasses.replace(config, rule=rule, **per_rule.get(rule, {})) for rule in rules}
     saved_plan = read_plan(out) if resume and out is not None else None
@@ -106,7 +113,7 @@ def compare(
             plans[rule].check_new_run()
             if out is not None:
                 check_run_folder(Path(out) / rule, plans[rule])
-    if out is not None and plan:
+    if out is not None and plan and group.is_root:
         write_plan(out, plans, keep=saved_plan)  # resuming some rules keeps the others' entries
     result = Comparison(config)
     with data_for(config, data) as source:
@@ -118,10 +125,12 @@ def compare(
                     result.histories[rule] = meta["history"]
                     continue
             try:
-                _, result.histories[rule] = train(cfg, data=source, out=out, progress=progress, resume=resumed[rule])
+                _, result.histories[rule] = train(
+                    cfg, data=source, out=out, progress=progress, resume=resumed[rule], group=group
+                )
             except TrainingDiverged as err:  # a result, not a crash: record it and go on with the next rule
                 last = dict(err.history[-1], diverged=str(err))
                 result.histories[rule] = [*err.history[:-1], last]
-    if out is not None:
+    if out is not None and group.is_root:
         result.save(out, plot=plot)
     return result

@@ -22,12 +22,21 @@ from .layers.residual import BN_PLACEMENTS, SHORTCUTS
 from .losses import LOSSES
 from .models import MODELS
 from .optim import SCHEDULES
+from .parallel import TRANSPORTS
 from .rules import RULES, Rule
 from .settings import check_settings, setting, settings_of
 
 #: settings that may differ when a run is resumed: they change where and how fast it runs,
 #: never its numbers
-RUNTIME_SETTINGS = ("backend", "data_dir", "workers", "log_every", "checkpoint_every")
+RUNTIME_SETTINGS = (
+    "backend",
+    "data_dir",
+    "workers",
+    "log_every",
+    "checkpoint_every",
+    "transport",
+    "collective_timeout",
+)
 
 #: each model's defaults for the settings whose default is None ("the model's"), chosen so that
 #: every rule learns on the default data, digits, with them (the README gives what each reaches).
@@ -51,6 +60,7 @@ _MODEL_SETTINGS = {
     "width": ("cnn", "resnet20", "resnet18", "resnet50"),
     "bn": ("resnet20", "resnet18", "resnet50"),
     "shortcut": ("resnet20",),
+    "sync_bn": ("resnet20", "resnet18", "resnet50"),
 }
 
 
@@ -82,6 +92,11 @@ class RunSettings:
         "parameter-free CIFAR shortcut, subsampled with zero channels added (zeropad)",
         choices=SHORTCUTS,
     )
+    sync_bn: bool = setting(
+        False,
+        "with several ranks (mpiexec): batch norm's statistics over the global batch, as one process would "
+        "compute them, instead of over each rank's share (the presets' choice, as PyTorch's DDP)",
+    )
     loss: str = setting("cross_entropy", "loss", choices=lambda: LOSSES)
     epochs: int | None = setting(None, "training epochs", ge=1, kind=int)
     batch_size: int | None = setting(None, "examples per training step", ge=1, kind=int)
@@ -112,6 +127,14 @@ class RunSettings:
     )
     log_every: int = setting(50, "steps between reads of the loss on the host (divergence check, progress bar)", ge=1)
     checkpoint_every: int = setting(0, "steps between checkpoints inside an epoch (0: after each epoch only)", ge=0)
+    transport: str = setting(
+        "auto",
+        "with several ranks: how gradients travel; auto is NCCL for --backend cupy where CuPy has it, else MPI",
+        choices=TRANSPORTS,
+    )
+    collective_timeout: float = setting(
+        600.0, "with several ranks: seconds to wait for the other ranks before every rank stops", gt=0
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

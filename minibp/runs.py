@@ -105,8 +105,8 @@ class StopFlag:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
-        self.requested = False
+    def __init__(self, announce: bool = True) -> None:
+        self.requested, self.announce = False, announce
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopFlag:
@@ -118,7 +118,8 @@ class StopFlag:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nminibp: stopping after this step to save a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        if self.announce:  # one rank of a data-parallel run speaks for all
+            print("\nminibp: stopping after this step to save a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
 
     def __exit__(self, *exc: object) -> None:
         for sig, previous in self._previous.items():

@@ -12,6 +12,7 @@ is in ``benchmarks/README.md``).
 
 from __future__ import annotations
 
+import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -38,15 +39,18 @@ def forward_macs(net: Network, x: Any) -> int:
     return total
 
 
-def blas_threads_for(net: Network, example: Any, batch_size: int) -> AbstractContextManager[Any]:
+def blas_threads_for(net: Network, example: Any, batch_size: int, ranks_here: int = 1) -> AbstractContextManager[Any]:
     """A context in which ``net``'s training steps on batches of ``batch_size`` run: one BLAS thread
     when a step's forward products (measured on ``example``, a batch of one) average below
     :data:`ONE_THREAD_BELOW` multiply-adds per weight layer, else the BLAS library's own thread
-    count. On a GPU backend, nothing changes."""
+    count, or, where ``ranks_here`` ranks of a data-parallel run share the machine, its cores
+    divided among them. On a GPU backend, nothing changes."""
     if get_array_module(example).__name__ != "numpy":
         return nullcontext()
-    if forward_macs(net, example) * batch_size / len(net.weight_layers) >= ONE_THREAD_BELOW:
+    large = forward_macs(net, example) * batch_size / len(net.weight_layers) >= ONE_THREAD_BELOW
+    if large and ranks_here <= 1:
         return nullcontext()
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
-    return threadpool_limits(limits=1, user_api="blas")
+    limit = max(1, (os.cpu_count() or 1) // ranks_here) if large else 1
+    return threadpool_limits(limits=limit, user_api="blas")

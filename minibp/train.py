@@ -25,11 +25,13 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import BatchSource, Dataset, load_dataset
 from .data.augment import CropFlip
+from .layers.norm import BatchNorm
 from .losses import get_loss
 from .metrics import delta_angles, matrix_angles
 from .models import CONV_MODELS, mlp
 from .network import Network
 from .optim import SGD, get_schedule
+from .parallel import Group, weight_checksums, world
 from .rules import RULES
 from .runs import JsonLines, Record, StopFlag, check_resumable, check_run_folder, write_json
 from .step import Step, train_step
@@ -108,10 +110,14 @@ def build_model(config: TrainConfig, data: BatchSource) -> Network:
     return CONV_MODELS[config.model](data.image_shape, data.n_classes, **kwargs)
 
 
-def evaluate(net: Network, loss_fn: Any, batches: Iterable[tuple[Any, Any]]) -> tuple[float, float]:
+def evaluate(
+    net: Network, loss_fn: Any, batches: Iterable[tuple[Any, Any]], group: Group | None = None
+) -> tuple[float, float]:
     """Mean loss and accuracy of ``net`` over ``batches`` (device arrays), without touching training state.
 
-    Sums stay on the device; one explicit transfer at the end.
+    Sums stay on the device; one explicit transfer at the end. With a ``group``, each rank passes
+    its own part of the batches and the sums are added over the ranks, so every rank returns the
+    same numbers.
     """
     xp = get_backend()
     total_loss, correct, n = xp.zeros((), dtype=xp.float64), xp.zeros((), dtype=xp.float64), 0
@@ -121,7 +127,10 @@ def evaluate(net: Network, loss_fn: Any, batches: Iterable[tuple[Any, Any]]) -> 
         total_loss += loss * xb.shape[0]
         correct += (out.argmax(axis=1) == yb).sum()
         n += xb.shape[0]
-    return float(to_numpy(total_loss)) / n, float(to_numpy(correct)) / n
+    sums = [float(to_numpy(total_loss)), float(to_numpy(correct)), float(n)]
+    if group is not None:
+        sums = list(group.sum_host(sums))
+    return sums[0] / sums[2], sums[1] / sums[2]
 
 
 def train(
@@ -132,6 +141,7 @@ def train(
     progress: bool = True,
     callback: Callable[[Record], None] | None = None,
     resume: bool = False,
+    group: Group | None = None,
 ) -> tuple[Network, list[Record]]:
     """Train one network under ``config.rule``; returns the network and one record per epoch.
 
@@ -145,8 +155,14 @@ def train(
     epoch (and every ``checkpoint_every`` steps), and Ctrl-C saves one after the current
     step and raises :class:`TrainingInterrupted`. ``resume=True`` continues from that
     checkpoint; on NumPy the numbers equal an uninterrupted run's exactly.
+
+    Started by ``mpiexec -n N`` (or given a ``group`` of ranks), N processes train the run
+    together, each on its share of every batch (:mod:`minibp.parallel`); rank 0 alone writes
+    ``out`` and shows progress, and every rank returns the same network and records.
     """
     set_backend(config.backend)
+    if group is None:
+        group = world(config.backend, config.transport, config.collective_timeout)
     run_dir = Path(out) / config.rule if out is not None else None
     if resume:
         if run_dir is None:
@@ -162,15 +178,17 @@ def train(
         if run_dir is not None:
             check_run_folder(run_dir, config)
     with data_for(config, data) as source:
-        return _train(config, source, run_dir, progress, callback, resume)
+        return _train(config, source, run_dir, progress and group.is_root, callback, resume, group)
 
 
 class EpochTotals:
     """The running totals of one epoch: the summed loss (batch mean × batch size) and the correct
     answers, kept on the device, and the seconds spent. A checkpoint saves them as the list
-    ``[loss_sum, correct, seconds]`` so that a resumed epoch ends with the same totals."""
+    ``[loss_sum, correct, seconds]`` so that a resumed epoch ends with the same totals. With
+    several ranks each rank holds the totals of its own shares; :meth:`saved` adds them up."""
 
-    def __init__(self, xp: Any, saved: list[float] | None = None) -> None:
+    def __init__(self, xp: Any, saved: list[float] | None = None, group: Group | None = None) -> None:
+        self.group = group
         loss_sum, correct, seconds = saved or (0.0, 0.0, 0.0)
         self.loss_sum = xp.asarray(loss_sum, dtype=xp.float64)
         self.correct = xp.asarray(correct, dtype=xp.float64)
@@ -185,15 +203,20 @@ class EpochTotals:
         return self._seconds_before + time.perf_counter() - self._t0
 
     def saved(self) -> list[float]:
-        """The totals as plain numbers, for a checkpoint (one device→host copy each)."""
-        return [float(to_numpy(self.loss_sum)), float(to_numpy(self.correct)), self.seconds]
+        """The totals over every rank as plain numbers, for a checkpoint (one device→host copy each)."""
+        sums = [float(to_numpy(self.loss_sum)), float(to_numpy(self.correct))]
+        if self.group is not None and self.group.size > 1:
+            sums = [float(v) for v in self.group.sum_host(sums)]
+        return [*sums, self.seconds]
 
 
 class LossWindow:
-    """The batch losses since the host last read them, kept on the device in one array."""
+    """The batch losses since the host last read them, kept on the device in one array. With
+    several ranks each rank adds its share's loss times its share, and :meth:`read` adds them up
+    into the global batch's mean loss."""
 
-    def __init__(self, xp: Any, size: int) -> None:
-        self.values, self.pending = xp.zeros(size, dtype=xp.float64), 0
+    def __init__(self, xp: Any, size: int, group: Group | None = None) -> None:
+        self.values, self.pending, self.group = xp.zeros(size, dtype=xp.float64), 0, group
 
     @property
     def full(self) -> bool:
@@ -206,6 +229,8 @@ class LossWindow:
     def read(self) -> np.ndarray:
         """The pending losses on the host (the one device→host read of the window); empties it."""
         losses, self.pending = to_numpy(self.values[: self.pending]), 0
+        if self.group is not None and self.group.size > 1:
+            losses = self.group.sum_host(losses)
         return losses
 
 
@@ -222,10 +247,20 @@ def _train(
     progress: bool,
     callback: Callable[[Record], None] | None,
     resume: bool,
+    group: Group,
 ) -> tuple[Network, list[Record]]:
     xp = get_backend()
     ckpt_path = run_dir / "checkpoint.npz" if run_dir is not None else None
+    writes = run_dir is not None and group.is_root  # rank 0 alone writes the run folder
+    part: dict[str, Any] = {}  # a source written before data-parallel training need not know "part"
+    if group.size > 1:
+        group.check_batch(config.batch_size, data.n_train)
+        part["part"] = (group.rank, group.size)
     net = build_model(config, data)
+    if config.sync_bn and group.size > 1:
+        for layer in net.walk():
+            if isinstance(layer, BatchNorm):
+                layer.group = group  # statistics over the global batch
     rule = config.make_rule()
     opt = make_optimizer(config)
     loss_fn = get_loss(config.loss)
@@ -239,8 +274,8 @@ def _train(
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
 
     def record(epoch: int, train_loss: float, train_acc: float, seconds: float) -> Record:
-        test = (to_device(x, y) for x, y in data.test_batches(1000))
-        test_loss, test_acc = evaluate(net, loss_fn, test)
+        test = (to_device(x, y) for x, y in data.test_batches(1000, **part))
+        test_loss, test_acc = evaluate(net, loss_fn, test, group)
         return {
             "epoch": epoch,
             "lr": opt.lr,
@@ -257,49 +292,58 @@ def _train(
     if resume:
         assert ckpt_path is not None
         meta = load_checkpoint(ckpt_path, net, opt, rule)
+        _check_ranks(meta, net, config, group, ckpt_path)
         history: list[Record] = meta["history"]
         epoch, first_step, sums = meta["epoch"], meta["step"], meta["sums"]
+        if not group.is_root:  # the saved totals are every rank's so far: rank 0 carries them on
+            sums = [0.0, 0.0, sums[2]]
     else:
         # epoch 0 is the untrained network; its training loss is measured on the probe examples
         history = [record(0, *evaluate(net, loss_fn, [(x_probe, y_probe)]), 0.0)]
         epoch, first_step, sums = 1, 0, None
-    if run_dir is not None:
+    if writes:
         write_json(run_dir / "config.json", config.to_dict())
-    log = JsonLines(run_dir / "metrics.jsonl" if run_dir is not None else None, history)
+    log = JsonLines(run_dir / "metrics.jsonl" if writes else None, history)
     if not resume and callback is not None:
         callback(history[0])
     limit = config.diverge_factor * max(history[0]["train_loss"], 1e-12)
 
     def checkpoint(at_epoch: int, at_step: int, epoch_sums: list[float], finished: bool = False) -> None:
-        if ckpt_path is not None:
+        if writes:
             meta = {"epoch": at_epoch, "step": at_step, "sums": epoch_sums, "history": history, "finished": finished}
+            meta["ranks"] = group.size
             save_checkpoint(ckpt_path, net, opt, rule, {**meta, "config": config.to_dict()})
 
     if not resume:
         checkpoint(1, 0, [0.0, 0.0, 0.0])
     bar = _progress(config.epochs * steps_per_epoch, config.rule, progress)
     bar.update((epoch - 1) * steps_per_epoch + first_step)
-    with StopFlag() as stop, blas_threads_for(net, x_probe[:1], config.batch_size):
+    stopping, per_rank_batch = False, config.batch_size // group.size
+    threads = blas_threads_for(net, x_probe[:1], per_rank_batch, ranks_here=group.local_size)
+    with StopFlag(announce=group.is_root) as stop, threads:
         while epoch <= config.epochs:
-            totals, losses, step = EpochTotals(xp, sums), LossWindow(xp, config.log_every), first_step
-            batches = data.train_batches(config.batch_size, epoch=epoch, seed=config.seed, start=first_step)
+            totals, losses, step = EpochTotals(xp, sums, group), LossWindow(xp, config.log_every, group), first_step
+            batches = data.train_batches(config.batch_size, epoch=epoch, seed=config.seed, start=first_step, **part)
             try:
                 for xb_host, yb_host in batches:
                     opt.set_epoch(epoch - 1 + step / steps_per_epoch)
                     xb, yb = to_device(xb_host, yb_host)
-                    result = train_step(net, rule, loss_fn, opt, xb, yb)  # eqs (1)-(4), (16)-(17), (6)-(7)
-                    losses.add(result.loss)
+                    share = len(yb_host) / min(config.batch_size, data.n_train - step * config.batch_size)
+                    # eqs (1)-(4), (16)-(17), (6)-(7); with several ranks, the gradients averaged over them
+                    result = train_step(net, rule, loss_fn, opt, xb, yb, group=group, share=share)
+                    losses.add(result.loss * share)
                     totals.add(result, yb)
                     step += 1
                     due = config.checkpoint_every > 0 and step % config.checkpoint_every == 0
-                    if not (losses.full or step == steps_per_epoch or due or stop.requested):
+                    stopping = group.any(stop.requested)  # every rank stops at the same step
+                    if not (losses.full or step == steps_per_epoch or due or stopping):
                         continue
                     read = losses.read()
                     _check_losses(read, step - len(read), limit, epoch, steps_per_epoch, config, opt.lr, history)
                     bar.update(len(read))
-                    if (due or stop.requested) and step < steps_per_epoch:
+                    if (due or stopping) and step < steps_per_epoch:
                         checkpoint(epoch, step, totals.saved())
-                    if stop.requested and step < steps_per_epoch:  # at the epoch's end: save it first
+                    if stopping and step < steps_per_epoch:  # at the epoch's end: save it first
                         where = f"checkpoint saved in {ckpt_path}" if ckpt_path else "nothing saved (no --out)"
                         raise TrainingInterrupted(
                             f"interrupted at epoch {epoch}, step {step} of {steps_per_epoch}; {where}", history
@@ -309,6 +353,11 @@ def _train(
                     batches.close()
             loss_sum, correct, seconds = totals.saved()
             rec = record(epoch, loss_sum / data.n_train, correct / data.n_train, seconds)
+            if not group.same_on_every_rank(weight_checksums(net)):
+                raise RuntimeError(
+                    f"after epoch {epoch} the {group.size} ranks hold different weights, so they no longer train one "
+                    "network; please report this with the command. The last checkpoint is from before this epoch"
+                )
             history.append(rec)
             log.write(rec)
             epoch, first_step, sums = epoch + 1, 0, None
@@ -316,12 +365,26 @@ def _train(
             if callback is not None:
                 callback(rec)
             bar.set_postfix(epoch=rec["epoch"], loss=f"{rec['train_loss']:.3f}", test_acc=f"{rec['test_accuracy']:.3f}")
-            if stop.requested:
+            if stopping:
                 raise TrainingInterrupted(
                     f"interrupted after epoch {rec['epoch']}; checkpoint saved in {ckpt_path}", history
                 )
     bar.close()
     return net, history
+
+
+def _check_ranks(meta: dict[str, Any], net: Network, config: TrainConfig, group: Group, where: Path) -> None:
+    """Refuse to resume on another number of ranks where that would change the run's numbers: where
+    batch norm normalises each rank's share, the shares' statistics depend on how many there are."""
+    saved = int(meta.get("ranks", 1))
+    per_rank_statistics = not config.sync_bn and any(isinstance(layer, BatchNorm) for layer in net.walk())
+    if saved != group.size and per_rank_statistics:
+        launch = f"mpiexec -n {saved} " if saved > 1 else "one process (no mpiexec) "
+        raise ValueError(
+            f"cannot resume {where} on {group.size} rank(s): it was trained on {saved}, and its batch norm "
+            f"normalises each rank's share of a batch, so another count would change the run; resume with {launch}"
+            "or start a new run in another --out"
+        )
 
 
 def _check_losses(

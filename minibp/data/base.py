@@ -27,6 +27,15 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([int(seed), 2, int(epoch)]).permutation(int(n))
 
 
+def share(n: int, part: tuple[int, int]) -> slice:
+    """Rank ``part[0]``'s share of a batch of ``n`` examples shared by ``part[1]`` ranks: a contiguous
+    slice, the shares' sizes differing by at most one."""
+    rank, ranks = part
+    base, extra = divmod(int(n), int(ranks))
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
 class BatchSource(Protocol):
     """What the trainer reads: host (NumPy) batches of float inputs and integer labels."""
 
@@ -41,12 +50,16 @@ class BatchSource(Protocol):
     @property
     def n_test(self) -> int: ...
 
-    def train_batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0) -> Iterator[Batch]:
-        """Epoch ``epoch``'s batches in the order :func:`epoch_order` gives, from step ``start`` on."""
+    def train_batches(
+        self, batch_size: int, *, epoch: int, seed: int, start: int = 0, part: tuple[int, int] = (0, 1)
+    ) -> Iterator[Batch]:
+        """Epoch ``epoch``'s batches in the order :func:`epoch_order` gives, from step ``start`` on;
+        ``part=(rank, ranks)``: only that rank's share of each batch (:func:`share`)."""
         ...
 
-    def test_batches(self, batch_size: int) -> Iterator[Batch]:
-        """The test set in a fixed order, without augmentation."""
+    def test_batches(self, batch_size: int, *, part: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+        """The test set in a fixed order, without augmentation; ``part=(rank, ranks)``: only the
+        batches ``rank, rank + ranks, …``."""
         ...
 
     def probe(self, n: int) -> Batch:
@@ -132,17 +145,21 @@ class Dataset:
     def n_test(self) -> int:
         return int(self.x_test.shape[0])
 
-    def train_batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0) -> Iterator[Batch]:
+    def train_batches(
+        self, batch_size: int, *, epoch: int, seed: int, start: int = 0, part: tuple[int, int] = (0, 1)
+    ) -> Iterator[Batch]:
         order = epoch_order(self.n_train, seed, epoch)
         for step in range(int(start), math.ceil(self.n_train / batch_size)):
             idx = order[step * batch_size : (step + 1) * batch_size]
+            idx = idx[share(len(idx), part)]  # only this rank's examples are read and augmented
             x = self.x_train[idx]
             if self.augment is not None:
                 x = self.augment(x.reshape(len(idx), *self.image_shape), idx, self.n_train, seed, epoch)
             yield x.reshape(len(idx), *self.input_shape), self.y_train[idx]
 
-    def test_batches(self, batch_size: int) -> Iterator[Batch]:
-        for i in range(0, self.n_test, batch_size):
+    def test_batches(self, batch_size: int, *, part: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+        rank, ranks = part
+        for i in range(rank * batch_size, self.n_test, ranks * batch_size):
             yield self.x_test[i : i + batch_size], self.y_test[i : i + batch_size]
 
     def probe(self, n: int) -> Batch:

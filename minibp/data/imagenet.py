@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Batch, epoch_order
+from .base import Batch, epoch_order, share
 from .imagenet_transforms import ImageDecodeError, _Augment, _pil, fill_batch
 from .workers import _Job, _Pool, _Spec, default_start_method, default_workers
 
@@ -221,21 +221,24 @@ class ImageFolder:
 
     # ---- BatchSource
 
-    def train_batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0) -> Iterator[Batch]:
-        """Epoch ``epoch``'s augmented batches in :func:`epoch_order` order, from step ``start`` on."""
+    def train_batches(
+        self, batch_size: int, *, epoch: int, seed: int, start: int = 0, part: tuple[int, int] = (0, 1)
+    ) -> Iterator[Batch]:
+        """Epoch ``epoch``'s augmented batches in :func:`epoch_order` order, from step ``start`` on;
+        with ``part=(rank, ranks)``, only that rank's share of each (its workers decode no other image)."""
         batch_size = _positive(batch_size, "batch_size")
         steps = math.ceil(self.n_train / batch_size)
         if not 0 <= int(start) <= steps:
             raise ValueError(f"start must be in 0..{steps} (steps per epoch), got {start}")
         order = epoch_order(self.n_train, seed, epoch)
-        specs = (
-            self._train_spec(idx, _Augment(int(seed), int(epoch), tuple(idx.tolist())))
-            for idx in (order[step * batch_size : (step + 1) * batch_size] for step in range(int(start), steps))
-        )
+        batches = (order[step * batch_size : (step + 1) * batch_size] for step in range(int(start), steps))
+        shares = (batch[share(len(batch), part)] for batch in batches)  # this rank's images only
+        specs = (self._train_spec(idx, _Augment(int(seed), int(epoch), tuple(idx.tolist()))) for idx in shares)
         return self._stream(specs)
 
-    def test_batches(self, batch_size: int) -> Iterator[Batch]:
-        """The validation images in file order (class, then name), center-cropped."""
+    def test_batches(self, batch_size: int, *, part: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+        """The validation images in file order (class, then name), center-cropped; with
+        ``part=(rank, ranks)``, only the batches ``rank, rank + ranks, …``."""
         batch_size = _positive(batch_size, "batch_size")
         folder = os.path.join(self.root, "val")
         specs = (
@@ -245,7 +248,7 @@ class ImageFolder:
                 self._test_labels[i : i + batch_size],
                 None,
             )
-            for i in range(0, self.n_test, batch_size)
+            for i in range(part[0] * batch_size, self.n_test, part[1] * batch_size)
         )
         return self._stream(specs)
 

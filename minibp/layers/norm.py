@@ -17,6 +17,11 @@ class BatchNorm(Layer):
     In training mode ``μ, σ²`` are the batch's (over the batch, and over height and width
     for images) and the running statistics move toward them by ``momentum``; in
     evaluation mode the running statistics are used. Works on ``(N, C)`` and ``(N, C, H, W)``.
+
+    ``group`` (None by default) is a :class:`~minibp.parallel.Group` of ranks that each hold a share
+    of the batch: with one, the statistics and the derivative's means are those of the whole batch
+    across the ranks (synchronized batch norm), so the layer computes what one process would on
+    the whole batch.
     """
 
     def __init__(self, channels: int, *, eps: float = 1e-5, momentum: float = 0.1, dtype: str = "float32") -> None:
@@ -29,6 +34,8 @@ class BatchNorm(Layer):
         self.params["beta"] = xp.zeros(self.channels, dtype=dtype)
         self.buffers["running_mean"] = xp.zeros(self.channels, dtype=dtype)
         self.buffers["running_var"] = xp.ones(self.channels, dtype=dtype)
+        self.group = None
+        self.count = 0  # values per channel in the last training batch, over every rank
 
     def __repr__(self) -> str:
         return f"BatchNorm({self.channels})"
@@ -46,10 +53,17 @@ class BatchNorm(Layer):
         self.train = train
         xp = get_array_module(x)
         if train:
-            mean = x.mean(axis=axes)
-            xc = x - mean.reshape(shape)
-            var = (xc * xc).mean(axis=axes)
             m = x.size // self.channels
+            if self.group is None:
+                mean = x.mean(axis=axes)
+                xc = x - mean.reshape(shape)
+                var = (xc * xc).mean(axis=axes)
+            else:  # the moments of the batch over every rank
+                m = int(self.group.sum_host([m])[0])
+                mean = self.group.sum_arrays([x.sum(axis=axes)])[0] / m
+                xc = x - mean.reshape(shape)
+                var = self.group.sum_arrays([(xc * xc).sum(axis=axes)])[0] / m
+            self.count = m
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             rm += self.momentum * (mean - rm)
             rv += self.momentum * (var * (m / max(m - 1, 1)) - rv)  # the unbiased variance, as PyTorch keeps
@@ -72,4 +86,11 @@ class BatchNorm(Layer):
         # in training mode they depend on every x of the batch; with dx̂ = γ dy:
         # dx = (1/σ) (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂)) = (γ/σ) (dy − mean(dy) − x̂ · mean(dy · x̂))
         m = dy.size // self.channels
-        return (dy - (dbeta / m).reshape(shape) - self.xhat * (dgamma / m).reshape(shape)) * scale
+        if self.group is None:
+            mean_dy, mean_dy_xhat = dbeta / m, dgamma / m
+        else:
+            # over the ranks, each rank's dy is the gradient of its own share's mean loss, so its sums
+            # are weighted by its share m / count before they add up (see minibp.parallel)
+            t1, t2 = self.group.sum_arrays([dbeta * m, dgamma * m])
+            mean_dy, mean_dy_xhat = t1 / (m * self.count), t2 / (m * self.count)
+        return (dy - mean_dy.reshape(shape) - self.xhat * mean_dy_xhat.reshape(shape)) * scale
