@@ -241,6 +241,21 @@ def test_start_resumes_the_epoch_exactly(tree: Path, workers: int) -> None:
             list(d.train_batches(4, epoch=3, seed=1, start=5))
 
 
+def test_ranks_shares_make_up_each_batch_and_the_test_set(tree: Path) -> None:
+    """Data-parallel training: rank r of N decodes only its share of each batch (``part``), and the
+    shares, in rank order, are the batch one process reads; the test batches are dealt out in turn."""
+    with _folder(tree, 0) as d:
+        full = [(x.copy(), y) for x, y in d.train_batches(5, epoch=2, seed=1)]
+        parts = [[(x.copy(), y) for x, y in d.train_batches(5, epoch=2, seed=1, part=(r, 2))] for r in range(2)]
+        for i, (x, y) in enumerate(full):
+            assert [len(p[i][1]) for p in parts] == [(len(y) + 1) // 2, len(y) // 2]
+            assert np.array_equal(np.concatenate([p[i][0] for p in parts]), x)
+            assert np.array_equal(np.concatenate([p[i][1] for p in parts]), y)
+        tests = [list(d.test_batches(2, part=(r, 2))) for r in range(2)]
+        whole = list(d.test_batches(2))
+        assert [y.tolist() for _, y in whole] == [y.tolist() for i in range(len(whole)) for _, y in [tests[i % 2][i // 2]]]
+
+
 def test_break_then_new_epoch(tree: Path) -> None:
     """Abandoned batches are cancelled; the next iterator gets its own batches, intact."""
     with _folder(tree, 0) as d0, _folder(tree, 2, prefetch=4) as d2:
