@@ -48,7 +48,7 @@ def read(source: Path) -> nbformat.NotebookNode:
     nb.metadata = {"kernelspec": dict(KERNELSPEC)}
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i}"  # stable ids keep the generated files identical run to run
-        cell.metadata = {}
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k == "lines_to_next_cell"}  # jupytext's spacing
     return nb
 
 

@@ -22,6 +22,15 @@ def test_every_generated_notebook_matches_its_source():
     assert build.build(check=True) == 0
 
 
+@pytest.mark.parametrize("source", build.SOURCES, ids=lambda p: p.stem)
+def test_jupytext_writes_each_py_back_from_its_ipynb(source):
+    import jupytext  # noqa: PLC0415
+
+    nb = jupytext.read(source.with_suffix(".ipynb"))
+    nb.metadata["jupytext"] = {"notebook_metadata_filter": "-all", "cell_metadata_filter": "-all"}  # jupytext.toml's
+    assert jupytext.writes(nb, fmt="py:percent") == source.read_text(), "run: python notebooks/build.py"
+
+
 def test_strip_solutions_keeps_the_indent_and_rejects_unbalanced_markers():
     text = "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\n\nf = g(f)"
     assert build.strip_solutions(text) == (
