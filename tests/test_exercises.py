@@ -257,3 +257,11 @@ def test_changing_an_input_in_place_is_reported():
 
     with pytest.raises(ExerciseMistake, match="in place"):
         exercises.check_eq5_step(in_place)
+
+
+def test_kp_decay_applied_twice_is_named_in_both_forms():
+    def twice_subtracted(B, y_prev, delta_next, lr, decay):
+        return B - lr * y_prev.T @ delta_next - 2 * decay * B
+
+    with pytest.raises(ExerciseMistake, match="decay applied twice"):
+        exercises.check_kp_step(twice_subtracted)
