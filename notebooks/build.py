@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failed else 0
     if args.run:
         for src in NOTEBOOKS:
+            print(f"grading the solution version of {src.relative_to(HERE.parent)}", flush=True)
             wrong = [f"{name}: {verdict}" for name, verdict in grade(src) if verdict != "correct"]
             if wrong:
                 raise SystemExit(f"{src.name}, solution version: " + "; ".join(wrong))
