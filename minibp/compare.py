@@ -116,7 +116,7 @@ def compare(
     if out is not None and plan and group.is_root:
         write_plan(out, plans, keep=saved_plan)  # resuming some rules keeps the others' entries
     result = Comparison(config)
-    with data_for(config, data) as source:
+    with data_for(config, data, group.local_size) as source:
         for rule in rules:
             cfg = plans[rule]
             if resumed[rule]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -57,26 +58,30 @@ class TrainingInterrupted(TrainingStopped):
     """Ctrl-C (SIGINT) or SIGTERM stopped the run after a checkpoint of the current step was saved."""
 
 
-def load_data(config: TrainConfig) -> BatchSource:
-    """The dataset ``config.dataset``, its files looked for in ``config.data_dir``."""
+def load_data(config: TrainConfig, ranks_here: int = 1) -> BatchSource:
+    """The dataset ``config.dataset``, its files looked for in ``config.data_dir``. ImageNet's default
+    decoding processes (``workers`` -1) share the machine's cores with ``ranks_here - 1`` other ranks."""
     if config.data_dir and Path(config.data_dir).expanduser().is_file():
         raise NotADirectoryError(
             f"--data-dir {config.data_dir} is a file: give the folder that holds the dataset files"
         )
     kwargs: dict[str, Any] = {"data_dir": config.data_dir or None, "flatten": False}
     if config.dataset == "imagenet":
-        kwargs.update(image_size=config.image_size, workers=None if config.workers < 0 else config.workers)
+        workers = None if config.workers < 0 else config.workers
+        if workers is None and ranks_here > 1:  # each rank decodes its own share, on its share of the cores
+            workers = max(1, ((os.cpu_count() or 2) - ranks_here) // ranks_here)
+        kwargs.update(image_size=config.image_size, workers=workers)
     return load_dataset(config.dataset, **kwargs)
 
 
 @contextmanager
-def data_for(config: TrainConfig, data: BatchSource | None) -> Iterator[BatchSource]:
+def data_for(config: TrainConfig, data: BatchSource | None, ranks_here: int = 1) -> Iterator[BatchSource]:
     """``data`` as given, or ``config``'s dataset loaded here and closed afterwards (ImageNet's workers);
     with ``config.augment``, its training batches cropped and flipped (:class:`~minibp.data.augment.CropFlip`)."""
     if data is not None:
         yield _augmented(config, data)
         return
-    loaded = load_data(config)
+    loaded = load_data(config, ranks_here)
     try:
         yield _augmented(config, loaded)
     finally:
@@ -177,7 +182,7 @@ def train(
         config.check_new_run()
         if run_dir is not None:
             check_run_folder(run_dir, config)
-    with data_for(config, data) as source:
+    with data_for(config, data, group.local_size) as source:
         return _train(config, source, run_dir, progress and group.is_root, callback, resume, group)
 
 

@@ -253,7 +253,9 @@ def test_ranks_shares_make_up_each_batch_and_the_test_set(tree: Path) -> None:
             assert np.array_equal(np.concatenate([p[i][1] for p in parts]), y)
         tests = [list(d.test_batches(2, part=(r, 2))) for r in range(2)]
         whole = list(d.test_batches(2))
-        assert [y.tolist() for _, y in whole] == [y.tolist() for i in range(len(whole)) for _, y in [tests[i % 2][i // 2]]]
+        assert [y.tolist() for _, y in whole] == [
+            y.tolist() for i in range(len(whole)) for _, y in [tests[i % 2][i // 2]]
+        ]
 
 
 def test_break_then_new_epoch(tree: Path) -> None:
