@@ -16,13 +16,14 @@ import json
 import os
 import shlex
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .compare import compare
 from .config import RUNTIME_SETTINGS, TrainConfig, default_text
-from .parallel import LaunchError, launched_rank, launched_size, world
+from .parallel import LaunchError, abort_world, launched_rank, launched_size, several_ranks, world
 from .presets import PRESETS, describe_presets
 from .rules import PAPER_RULES, RULES
 from .runs import read_plan, settings_diff
@@ -260,5 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             kind = "training stopped" if isinstance(err, TrainingStopped) else "error"
             where = f"rank {rank}: " if rank else ""
             print(f"minibp: {where}{kind}: {err}", file=sys.stderr)
+        if not isinstance(err, _SHARED_ERRORS):  # this rank's own failure: the others must not wait for it
+            abort_world(f"minibp: rank {rank} stopped every rank after this error")
         return 2
+    except Exception:
+        if several_ranks():  # a failure of one rank: show it, then stop the others rather than leave them waiting
+            traceback.print_exc()
+            abort_world(f"minibp: rank {rank} stopped every rank after the error above")
+        raise
     return 0

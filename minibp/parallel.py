@@ -372,6 +372,18 @@ def world(backend: str = "numpy", transport: str = "auto", timeout: float = 600.
     return _WORLD
 
 
+def several_ranks() -> bool:
+    """Whether this process is one of several ranks that :func:`world` has joined."""
+    return _WORLD is not None and _WORLD.size > 1
+
+
+def abort_world(message: str) -> None:
+    """Stop every rank of this run with ``message`` (a rank that fails alone must not leave the others
+    waiting for it); does nothing where this process is the only rank."""
+    if _WORLD is not None and several_ranks():
+        _WORLD.abort(message)
+
+
 def _has_nccl() -> bool:
     try:
         from cupy.cuda import nccl  # noqa: F401, PLC0415

@@ -2,6 +2,7 @@
 
     python tests/parallel_worker.py same-weights   # every rule: each rank's arrays equal after every step
     python tests/parallel_worker.py hang           # rank 1 never joins; rank 0 must time out and stop both
+    python tests/parallel_worker.py crash OUT      # rank 1 fails in its 3rd step; it must stop rank 0 at once
 
 Exits 0 when the check holds; prints what differs and exits 1 otherwise.
 """
@@ -72,6 +73,28 @@ def hang(group: MPIGroup) -> int:
     return 0
 
 
+def crash(out: str) -> int:
+    """``minibp train`` in which rank 1's third training step raises an error of its own."""
+    from minibp.cli import main  # noqa: PLC0415
+    from minibp.parallel import launched_rank  # noqa: PLC0415
+
+    if launched_rank() == 1:
+        loop = sys.modules["minibp.train"]  # the module, which minibp's train function hides
+        steps = []
+        real_step = loop.train_step
+
+        def failing_step(*args: object, **kw: object) -> object:
+            steps.append(1)
+            if len(steps) == 3:
+                raise ZeroDivisionError("a fault of rank 1 alone")
+            return real_step(*args, **kw)
+
+        loop.train_step = failing_step
+    return main(["train", "--epochs", "2", "--quiet", "--out", out])
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "crash":
+        sys.exit(crash(sys.argv[2]))
     world = MPIGroup(timeout=120)
     sys.exit({"same-weights": same_weights, "hang": hang}[sys.argv[1]](world))

@@ -191,6 +191,21 @@ def test_a_rank_that_hangs_stops_every_rank_with_a_message() -> None:
 
 
 @needs_mpi
+def test_an_error_of_one_rank_stops_every_rank_at_once(tmp_path: Path) -> None:
+    start = time.monotonic()
+    done = subprocess.run(
+        [str(MPIEXEC), "-n", "2", sys.executable, str(REPO / "tests" / "parallel_worker.py"), "crash", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "ZeroDivisionError: a fault of rank 1 alone" in done.stderr, done.stderr
+    assert "rank 1 stopped every rank" in done.stderr, done.stderr
+    assert time.monotonic() - start < 60  # well before the 600 s collective timeout
+
+
+@needs_mpi
 def test_a_batch_size_two_ranks_cannot_share_is_refused_once(tmp_path: Path) -> None:
     done = minibp("train", "--batch-size", "31", "--out", str(tmp_path), ranks=2)
     assert done.returncode == 2
