@@ -318,7 +318,7 @@ def test_ctrl_c_outside_the_training_loop_exits_cleanly(tmp_path, monkeypatch, c
 
     train_module = importlib.import_module("minibp.train")  # the module: `minibp.train` is also the function
 
-    def interrupted(config):
+    def interrupted(*args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module, "load_data", interrupted)
