@@ -19,8 +19,9 @@ from .backend import requested_backend
 from .data import ALIASES, DATASETS
 from .layers.activations import ACTIVATIONS
 from .layers.residual import BN_PLACEMENTS, SHORTCUTS
+from .layers.scaling import SynapticScaling
 from .losses import LOSSES
-from .models import MODELS
+from .models import CONVS, MODELS, NORMS
 from .optim import SCHEDULES
 from .parallel import TRANSPORTS
 from .rules import RULES, Rule
@@ -43,10 +44,10 @@ RUNTIME_SETTINGS = (
 #: The ResNets' suit ResNet-20; the presets set up real datasets.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"lr": 0.05, "epochs": 100, "batch_size": 32, "weight_decay": 5e-3},
-    "cnn": {"lr": 0.01, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3},
-    "resnet20": {"lr": 0.05, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3},
-    "resnet18": {"lr": 0.05, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3},
-    "resnet50": {"lr": 0.05, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3},
+    "cnn": {"lr": 0.01, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3, "norm": "none"},
+    "resnet20": {"lr": 0.05, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3, "norm": "batch"},
+    "resnet18": {"lr": 0.05, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3, "norm": "batch"},
+    "resnet50": {"lr": 0.05, "epochs": 20, "batch_size": 32, "weight_decay": 5e-3, "norm": "batch"},
 }
 
 
@@ -56,19 +57,27 @@ AUGMENTED_DATASETS = ("cifar10", "imagenet32", "imagenet64")
 #: settings that shape only some models; given for another model they would be ignored, so they are refused
 _MODEL_SETTINGS = {
     "hidden": ("mlp",),
-    "activation": ("mlp",),
     "width": ("cnn", "resnet20", "resnet18", "resnet50"),
-    "bn": ("resnet20", "resnet18", "resnet50"),
+    "conv": ("cnn", "resnet20"),
+    "norm": ("cnn", "resnet20", "resnet18", "resnet50"),
+    "bn": ("cnn", "resnet20", "resnet18", "resnet50"),
     "shortcut": ("resnet20",),
-    "sync_bn": ("resnet20", "resnet18", "resnet50"),
+    "blocks": ("resnet20",),
+    "sync_bn": ("cnn", "resnet20", "resnet18", "resnet50"),
+    **{name: ("cnn", "resnet20", "resnet18", "resnet50") for name in ("scaling_target", "scaling_rate", "scaling_lr")},
 }
+
+#: synaptic scaling's settings, which act with ``--norm scaling`` only
+SCALING_SETTINGS = ("scaling_target", "scaling_rate", "scaling_lr")
+_SCALING_DEFAULTS = SynapticScaling.__init__.__kwdefaults__
 
 
 def default_text(what: str) -> str:
     """In words, where a setting whose default is None takes its value from (for ``--help``)."""
     if what == "backend":
         return "$MINIBP_BACKEND, else numpy"
-    return "the model's: " + ", ".join(f"{m} {d[what]:g}" for m, d in MODEL_DEFAULTS.items())
+    values = {m: d[what] for m, d in MODEL_DEFAULTS.items() if what in d}
+    return "the model's: " + ", ".join(f"{m} {v}" if isinstance(v, str) else f"{m} {v:g}" for m, v in values.items())
 
 
 @dataclasses.dataclass
@@ -79,12 +88,41 @@ class RunSettings:
     dataset: str = setting("digits", "dataset", choices=lambda: [*DATASETS, *ALIASES])
     model: str = setting("mlp", "model (cnn is LeNet-style; the ResNets are He et al. 2016's)", choices=MODELS)
     hidden: tuple[int, ...] = setting((256, 256), "hidden layer sizes of the MLP", ge=1, item=int)
-    activation: str = setting("relu", "hidden activation of the MLP", choices=lambda: sorted(set(ACTIVATIONS)))
+    activation: str = setting(
+        "relu",
+        "activation of the hidden units (rectified_tanh: the bounded unit of the paper's Section 6)",
+        choices=lambda: sorted(set(ACTIVATIONS)),
+    )
     width: int = setting(
         0, "base width of a convolutional model (0: its default: cnn 6, resnet20 16, resnet18/50 64)", ge=0
     )
+    conv: str = setting(
+        "shared",
+        "cnn, resnet20: convolutions (shared) or locally connected layers, a kernel per output position (local)",
+        choices=CONVS,
+    )
+    norm: str | None = setting(
+        None,
+        "normalisation after each convolution: batch norm, homeostatic synaptic scaling, or none",
+        choices=NORMS,
+        kind=str,
+    )
     bn: str = setting(
-        "after", "batch-norm placement in ResNets: after the ReLU (the paper's) or before it", choices=BN_PLACEMENTS
+        "after",
+        "placement of the normalisation (--norm): after the activation (the paper's ResNets) or before it",
+        choices=BN_PLACEMENTS,
+    )
+    scaling_target: float = setting(
+        _SCALING_DEFAULTS["target"], "--norm scaling: each unit's target mean rate a*", gt=0
+    )
+    scaling_rate: float = setting(
+        _SCALING_DEFAULTS["rate"], "--norm scaling: rate of each unit's activity trace per batch", gt=0, le=1
+    )
+    scaling_lr: float = setting(
+        _SCALING_DEFAULTS["lr"], "--norm scaling: rate eta of the multiplicative gain step per batch", gt=0
+    )
+    blocks: int = setting(
+        3, "resnet20: residual blocks per stage (3: ResNet-20; He et al.'s 6n+2 layers, so 1 is ResNet-8)", ge=1
     )
     shortcut: str = setting(
         "projection",
@@ -164,6 +202,7 @@ class RunSettings:
                 "leave it out (imagenet, from folders, augments its own way)"
             )
         defaults = RunSettings(model=self.model)
+        self._check_parts(defaults)
         for name, models in _MODEL_SETTINGS.items():
             if self.model not in models and getattr(self, name) != getattr(defaults, name):
                 flag = "--" + name.replace("_", "-")
@@ -172,6 +211,24 @@ class RunSettings:
                     f"{flag} applies to --model {'|'.join(models)} only, and the model is {self.model!r}: "
                     f"leave out {flag}, or use {use}"
                 )
+
+    def _check_parts(self, defaults: RunSettings) -> None:
+        """The model's parts (--conv, --norm, --bn, --activation, --scaling-*) contradict nothing."""
+        if self.model == "mlp":
+            return
+        if self.norm == "none" and self.bn != defaults.bn:
+            raise ValueError(
+                f"--bn {self.bn} places the normalisation, and --norm is none: leave out --bn, or give "
+                "--norm batch or --norm scaling"
+            )
+        if self.norm != "batch" and self.sync_bn:
+            raise ValueError(
+                f"--sync-bn synchronizes batch norm's statistics, and --norm is {self.norm}: leave out --sync-bn"
+            )
+        given = [k for k in SCALING_SETTINGS if getattr(self, k) != getattr(defaults, k)]
+        if given and self.norm != "scaling":
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"{flags} set synaptic scaling, and --norm is {self.norm}: give --norm scaling too")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -26,7 +26,7 @@ class Network(Sequential):
         if not self.weight_layers:
             raise ValueError("a network needs at least one layer with weights")
         counts: dict[str, int] = {}
-        for layer in self.param_layers:
+        for layer in (layer for layer in self.walk() if layer.params or layer.buffers):  # what a checkpoint keeps
             kind = type(layer).__name__.lower()
             counts[kind] = counts.get(kind, 0) + 1
             layer.name = layer.name or f"{kind}{counts[kind]}"

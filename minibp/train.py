@@ -29,7 +29,7 @@ from .data.augment import CropFlip
 from .layers.norm import BatchNorm
 from .losses import get_loss
 from .metrics import delta_angles, matrix_angles
-from .models import CONV_MODELS, mlp
+from .models import CONV_MODELS, conv_model_kwargs, mlp
 from .network import Network
 from .optim import SGD, get_schedule
 from .parallel import Group, weight_checksums, world
@@ -105,14 +105,7 @@ def build_model(config: TrainConfig, data: BatchSource) -> Network:
         return mlp(sizes, config.activation, seed=config.seed, dtype=config.dtype)
     if data.image_shape is None:
         raise ValueError(f"model {config.model!r} needs images, but {data.name} has flat samples: use --model mlp")
-    kwargs: dict[str, Any] = {"seed": config.seed, "dtype": config.dtype}
-    if config.width:
-        kwargs["width"] = config.width
-    if config.model != "cnn":
-        kwargs["bn"] = config.bn
-    if config.model == "resnet20":
-        kwargs["shortcut"] = config.shortcut
-    return CONV_MODELS[config.model](data.image_shape, data.n_classes, **kwargs)
+    return CONV_MODELS[config.model](data.image_shape, data.n_classes, **conv_model_kwargs(config))
 
 
 def evaluate(

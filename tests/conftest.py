@@ -19,7 +19,19 @@ import pytest
 
 import minibp
 from minibp import get_rule, mlp, to_numpy
-from minibp.layers import AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, GlobalAvgPool, MaxPool2D, Tanh, get_activation
+from minibp.layers import (
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    GlobalAvgPool,
+    LocalConv2D,
+    MaxPool2D,
+    SynapticScaling,
+    Tanh,
+    get_activation,
+)
 from minibp.network import Network
 
 
@@ -149,6 +161,27 @@ def conv_net_with_rule(rule_name, seed=0, **opts):
     return net, rule, x, y
 
 
+def local_net_with_rule(rule_name, seed=0, **opts):
+    """:func:`conv_net_with_rule`'s network with locally connected layers in place of its convolutions
+    (a kernel per output position), the rule ``rule_name`` with ``opts`` and a batch of five 2×7×7 images."""
+    rng = np.random.default_rng(seed)
+    net = Network(
+        [
+            LocalConv2D(2, 3, 3, (7, 7), padding=1, rng=rng, dtype="float64"),
+            Tanh(),
+            LocalConv2D(3, 4, 3, (7, 7), stride=2, rng=rng, dtype="float64"),
+            Tanh(),
+            Flatten(),
+            Dense(4 * 3 * 3, 3, rng=rng, dtype="float64"),
+        ]
+    )
+    x = rng.standard_normal((5, 2, 7, 7))
+    y = rng.integers(0, 3, 5)
+    rule = get_rule(rule_name, **opts)
+    net.init_feedback(rule, np.random.default_rng(seed + 1), example=minibp.backend.asarray(x[:1]))
+    return net, rule, x, y
+
+
 def state_arrays(net) -> list[np.ndarray]:
     """Every param and buffer of every layer of ``net``, copied to the host."""
     return [to_numpy(a) for layer in net.walk() for d in (layer.params, layer.buffers) for a in d.values()]
@@ -162,6 +195,19 @@ LAYERS = {
         (2, 2, 7, 6),
     ),
     "conv s1 p0": (lambda dtype: Conv2D(3, 2, 3, rng=np.random.default_rng(1), dtype=dtype), (2, 3, 5, 5)),
+    "local s2 p1": (
+        lambda dtype: LocalConv2D(2, 3, 3, (7, 6), stride=2, padding=1, rng=np.random.default_rng(0), dtype=dtype),
+        (2, 2, 7, 6),
+    ),
+    "local s1 p0": (
+        lambda dtype: LocalConv2D(3, 2, 3, (5, 5), rng=np.random.default_rng(1), dtype=dtype),
+        (2, 3, 5, 5),
+    ),
+    "scaling per channel": (
+        lambda dtype: SynapticScaling(3, measure=get_activation("relu"), dtype=dtype),
+        (4, 3, 4, 4),
+    ),
+    "scaling per unit": (lambda dtype: SynapticScaling((3, 4, 4), dtype=dtype), (4, 3, 4, 4)),
     "batchnorm 2d": (lambda dtype: BatchNorm(5, dtype=dtype), (4, 5)),
     "batchnorm 4d": (lambda dtype: BatchNorm(2, dtype=dtype), (3, 2, 4, 4)),
     "maxpool 3/2/1": (lambda dtype: MaxPool2D(3, stride=2, padding=1), (2, 3, 7, 7)),

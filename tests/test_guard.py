@@ -155,6 +155,17 @@ MODELS = {
     "cnn": (lambda: lenet((1, 8, 8), 10, width=4), (1, 8, 8)),
     "resnet20": (lambda: resnet20((1, 8, 8), 10, width=4), (1, 8, 8)),
     "resnet50-bn-before": (lambda: resnet50((3, 8, 8), 10, width=1, bn="before"), (3, 8, 8)),
+    # Section 6's brain-like parts: locally connected layers, synaptic scaling, rectified tanh
+    "cnn-brain-like": (
+        lambda: lenet((1, 8, 8), 10, width=2, conv="local", norm="scaling", activation="rectified_tanh"),
+        (1, 8, 8),
+    ),
+    "resnet20-brain-like": (
+        lambda: resnet20(
+            (1, 8, 8), 10, width=2, conv="local", norm="scaling", bn="before", activation="rectified_tanh"
+        ),
+        (1, 8, 8),
+    ),
 }
 
 

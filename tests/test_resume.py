@@ -70,6 +70,27 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(rule, digits, tmp_path):
     assert read_meta(tmp_path / rule / "checkpoint.npz")["finished"] is True
 
 
+#: the brain-like LeNet (Section 6): locally connected layers, synaptic scaling, rectified tanh
+BRAIN_LIKE = dict(model="cnn", width=2, conv="local", norm="scaling", activation="rectified_tanh", lr=0.05)
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_the_brain_like_lenet_resumes_exactly_with_its_scaling_state(rule, digits, tmp_path):
+    """Mid-epoch Ctrl-C and resume under every rule: the same records and arrays, synaptic scaling's
+    gains and activity traces included (they live in the layers' buffers, as batch norm's statistics)."""
+    cfg = TrainConfig(rule=rule, epochs=2, batch_size=64, probe_size=32, checkpoint_every=5, wm_every=3, **BRAIN_LIKE)
+    net_ref, ref = train(cfg, data=digits, progress=False)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, data=InterruptAt(digits, epoch=2, step=12), out=tmp_path, progress=False)
+    net, resumed = train(cfg, data=digits, out=tmp_path, progress=False, resume=True)
+    assert json.dumps(_strip(resumed)) == json.dumps(_strip(ref))  # as text: DFA's NaN angles compare equal
+    mine, theirs = _weights(net), _weights(net_ref)
+    assert any(key.endswith(".gain") for key in mine) and any(key.endswith(".activity") for key in mine)
+    assert set(mine) == set(theirs)
+    for key, value in theirs.items():
+        np.testing.assert_array_equal(mine[key], value, err_msg=key)
+
+
 def test_resume_is_exact_with_batch_norm_and_mid_epoch_checkpoints(digits, tmp_path):
     cfg = TrainConfig(
         rule="kp",

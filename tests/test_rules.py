@@ -1,9 +1,11 @@
 """Each learning rule against its equation: BP (2), FA (3), SS, KP (13)-(18), WM (5)-(7), (11)-(12).
 
-The properties every weight layer must have are written once and run on both kinds of network
-(the ``kind`` fixture): a dense MLP, and a small convolutional network (two convolutions and a
-dense output layer). A dense ``B`` has the shape of ``Wᵀ``; a convolution's ``B`` is a kernel of
-``W``'s shape that the transposed convolution reads. The helpers below compute each side of an
+The properties every weight layer must have are written once and run on three kinds of network
+(the ``kind`` fixture): a dense MLP, a small convolutional network (two convolutions and a dense
+output layer), and its twin with locally connected layers (a kernel per output position). A dense
+``B`` has the shape of ``Wᵀ``; a convolution's ``B`` is a kernel of ``W``'s shape that the
+transposed convolution reads; a locally connected layer's ``B`` is a kernel per position, ``W``'s
+untied shape. The helpers below compute each side of an
 equation without the layer's own feedback methods.
 """
 
@@ -15,11 +17,12 @@ import math
 
 import numpy as np
 import pytest
-from conftest import cmp, conv_net_with_rule, mlp_batch, mlp_with_rule
+from conftest import cmp, conv_net_with_rule, local_net_with_rule, mlp_batch, mlp_with_rule
 
 from minibp import SGD, angle, get_rule, matrix_angles, mlp, train_step
-from minibp.layers import BatchNorm, Conv2D, Dense, get_activation
+from minibp.layers import BatchNorm, Conv2D, Dense, LocalConv2D, get_activation
 from minibp.layers.conv import conv2d_transpose, conv2d_weight_grad
+from minibp.layers.local import local_transpose, local_weight_grad
 from minibp.layers.residual import Residual
 from minibp.losses import SoftmaxCrossEntropy
 from minibp.models import resnet20
@@ -33,7 +36,7 @@ from minibp.rules import PAPER_RULES, RULES, WeightMirror
 class Kind:
     """A kind of network, for the properties that every weight layer must have."""
 
-    name: str  # "dense": an MLP 6-9-8-4; "conv": two convolutions and a dense output layer
+    name: str  # "dense": an MLP 6-9-8-4; "conv": two convolutions and a dense output layer; "local": its twin
     mirror_layer: tuple[int, int]  # a single mirrored layer's inputs and outputs (units, or channels)
     mirror_batch_size: int  # noise samples per mirror batch: vectors, or images of 16 patches each
 
@@ -41,23 +44,32 @@ class Kind:
         """A float64 network of tanh units under ``rule_name`` (feedback weights drawn) and a batch ``(x, y)``."""
         if self.name == "dense":
             return (*mlp_with_rule(rule_name, sizes=(6, 9, 8, 4)), *mlp_batch())
+        if self.name == "local":
+            return local_net_with_rule(rule_name)
         return conv_net_with_rule(rule_name)
 
     def layer(self, n_in, n_out, rng):
-        """One float64 weight layer: ``Dense(n_in, n_out)``, or a 3×3 convolution ``n_in → n_out`` channels."""
+        """One float64 weight layer: ``Dense(n_in, n_out)``, or a 3×3 convolution ``n_in → n_out`` channels
+        (locally connected: on 5×5 inputs, 3×3 positions)."""
         if self.name == "dense":
             return Dense(n_in, n_out, rng=rng, dtype="float64")
+        if self.name == "local":
+            return LocalConv2D(n_in, n_out, 3, (5, 5), stride=2, padding=1, rng=rng, dtype="float64")
         return Conv2D(n_in, n_out, 3, stride=2, padding=1, rng=rng, dtype="float64")
 
 
-@pytest.fixture(params=[Kind("dense", (8, 5), 512), Kind("conv", (3, 4), 64)], ids=lambda kind: kind.name)
+@pytest.fixture(
+    params=[Kind("dense", (8, 5), 512), Kind("conv", (3, 4), 64), Kind("local", (3, 4), 512)],
+    ids=lambda kind: kind.name,
+)
 def kind(request) -> Kind:
     return request.param
 
 
 def transposed(layer, W):
     """``W`` in the layout of ``B``, without the layer's help: ``Wᵀ`` for a dense layer; for a
-    convolution the kernel as it is (the transposed convolution reads it unflipped)."""
+    convolution the kernel as it is (the transposed convolution reads it unflipped), and for a locally
+    connected layer its kernels as they are."""
     return W.T if isinstance(layer, Dense) else W
 
 
@@ -66,6 +78,8 @@ def fed_back(layer, F, delta, in_shape):
     time for a dense layer, the transposed convolution with the kernel ``F`` for a convolution."""
     if isinstance(layer, Dense):
         return np.stack([F @ d for d in delta])  # the paper's column vectors
+    if isinstance(layer, LocalConv2D):
+        return local_transpose(delta, F, in_shape, layer.stride, layer.padding)
     return conv2d_transpose(delta, F, in_shape, layer.stride, layer.padding)
 
 
@@ -73,6 +87,8 @@ def weight_gradient(layer, y_l, delta):
     """Eq (4)'s ``δ_{l+1} y_lᵀ`` summed over the batch (for a kernel, over every patch too)."""
     if isinstance(layer, Dense):
         return delta.T @ y_l
+    if isinstance(layer, LocalConv2D):
+        return local_weight_grad(y_l, delta, layer.W.shape, layer.stride, layer.padding)
     return conv2d_weight_grad(y_l, delta, layer.W.shape, layer.stride, layer.padding)
 
 
@@ -429,6 +445,8 @@ def test_weight_mirror_without_bias_blocking_takes_its_bias_from_the_batch_norm_
     unit-norm rows and Gaussian noise column i of B settles at (η_B/λ_B) σ² Φ(c_i/σ) w_iᵀ
     (Stein's lemma: the mean slope is P(w_i·y + c_i > 0)). With bias-blocking (eq 12) every column
     settles at (η_B/λ_B) σ² · ½ whatever β is."""
+    if kind.name == "local":
+        pytest.skip("one β cannot give the units of every position's own kernel the same biases c")
     rng = np.random.default_rng(5)
     layer = kind.layer(6, 4, rng)
     layer.params.pop("b")  # a ResNet's convolutions have no bias of their own
@@ -515,7 +533,8 @@ def test_weight_mirror_B_settles_at_the_predicted_multiple(kind, after, sigma, n
     rng = np.random.default_rng(10)
     n_in, n_out = kind.mirror_layer
     layer = kind.layer(n_in, n_out, rng)
-    layer.params["b"][:] = rng.standard_normal(n_out)  # unequal biases: blocked in mirror mode (eq 12)
+    b = layer.params["b"]
+    b[:] = rng.standard_normal(b.shape)  # unequal biases: blocked in mirror mode (eq 12)
     net = Network([layer, BatchNorm(n_out, dtype="float64") if after == "batchnorm" else get_activation(after)])
     ratio = 2.0  # η_B / λ_B = 0.04 / 0.02
     rule = WeightMirror(

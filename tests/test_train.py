@@ -149,9 +149,9 @@ def test_each_model_takes_its_own_defaults_and_given_values_win():
     ("settings", "message"),
     [
         ({"model": "cnn", "hidden": [8]}, r"--hidden applies to --model mlp only, and the model is 'cnn'"),
-        ({"model": "cnn", "activation": "rectified_tanh"}, r"--activation applies to --model mlp only"),
+        ({"model": "mlp", "conv": "local"}, r"--conv applies to --model cnn\|resnet20 only"),
         ({"model": "mlp", "width": 8}, r"--width applies to --model cnn\|resnet20\|resnet18\|resnet50 only"),
-        ({"model": "cnn", "bn": "before"}, r"--bn applies to --model resnet20\|resnet18\|resnet50 only"),
+        ({"model": "cnn", "bn": "before"}, r"--bn before places the normalisation, and --norm is none"),
         ({"schedule": "cosine", "milestones": [1]}, r"milestones \[1.0\] apply to the step schedule only"),
         ({"model": "cnn", "shortcut": "zeropad"}, r"--shortcut applies to --model resnet20 only"),
     ],

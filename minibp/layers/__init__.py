@@ -5,9 +5,11 @@ from .base import Layer, WeightLayer
 from .container import Container, Sequential
 from .conv import Conv2D
 from .dense import Dense
+from .local import LocalConv2D
 from .norm import BatchNorm
 from .pool import AvgPool2D, Flatten, GlobalAvgPool, MaxPool2D
 from .residual import Residual, basic_block, bottleneck_block
+from .scaling import SynapticScaling
 
 __all__ = [
     "ACTIVATIONS",
@@ -21,12 +23,14 @@ __all__ = [
     "GlobalAvgPool",
     "Identity",
     "Layer",
+    "LocalConv2D",
     "MaxPool2D",
     "RectifiedTanh",
     "ReLU",
     "Residual",
     "Sequential",
     "Sigmoid",
+    "SynapticScaling",
     "Tanh",
     "WeightLayer",
     "basic_block",

@@ -31,7 +31,8 @@ output positions), as the weight mirror's correlation is. Each gradient then fol
 adjoint pairs: ``convᵀ(·, K)`` is the adjoint of ``conv(·, K)`` in the image, and
 ``conv2d_weight_grad(a, ·)`` is the adjoint of ``conv(a, ·)`` in the kernel.
 
-The maps of one layer are an object (:class:`DenseMaps`, :class:`ConvMaps`) chosen once by
+The maps of one layer are an object (:class:`DenseMaps`, :class:`ConvMaps`, :class:`LocalMaps` for a
+locally connected layer, whose ``E`` is over the batch alone) chosen once by
 :func:`layer_maps`; each primitive is written once, on top of them, and returns
 ``(loss, gradient)``. Every primitive takes the same arguments ``(maps, B, x, r)``, so a rule is
 a table of (coefficient, primitive) pairs; :func:`decay` and :func:`self_` read no activity.
@@ -46,6 +47,7 @@ from typing import Any
 
 from ..layers.conv import Conv2D, conv2d, conv2d_transpose, conv2d_weight_grad
 from ..layers.dense import Dense
+from ..layers.local import LocalConv2D, local_forward, local_transpose, local_weight_grad
 
 Array = Any
 
@@ -117,15 +119,45 @@ class ConvMaps(DenseMaps):
         return self.W  # a conv B has W's kernel layout
 
 
-def layer_maps(layer: Dense | Conv2D, x_shape: tuple[int, ...], padding: int | None = None) -> DenseMaps:
+class LocalMaps(ConvMaps):
+    """A locally connected layer's maps: a convolution's, each position through its own kernel.
+    Each position's ``B`` is a dense layer's of its own, so ``E`` averages over the batch only."""
+
+    def forward(self, x: Array, bias: bool = False) -> Array:
+        r = local_forward(x, self.W, self.stride, self.padding)  # W[p] ⋅ patch, each position p
+        return r + self.b if bias and self.b is not None else r
+
+    def backward(self, x: Array, B: Array) -> Array:
+        return local_forward(x, B, self.stride, self.padding)  # Bᵀ x, each position through B[p]
+
+    def reconstruct(self, r: Array, B: Array) -> Array:
+        return local_transpose(r, B, self.x_shape, self.stride, self.padding)  # B r, as in eq (3)
+
+    def reconstruct_forward(self, s: Array) -> Array:
+        return local_transpose(s, self.W, self.x_shape, self.stride, self.padding)
+
+    def correlate(self, a: Array, b: Array) -> Array:
+        return local_weight_grad(a, b, self.W.shape, self.stride, self.padding)  # Σ over the batch, per position
+
+    def patches(self, r: Array) -> int:
+        return r.shape[0]  # the batch: no position shares another's B
+
+
+def layer_maps(layer: Dense | Conv2D | LocalConv2D, x_shape: tuple[int, ...], padding: int | None = None) -> DenseMaps:
     """The maps of ``layer`` (its ``W`` and ``b`` as they are now) for inputs of shape ``x_shape``;
     ``padding`` overrides a convolution's own (mirror mode: 0)."""
+    if isinstance(layer, LocalConv2D):
+        pad = layer.padding if padding is None else padding
+        return LocalMaps(layer.W, layer.b, layer.stride, pad, x_shape)
     if isinstance(layer, Conv2D):
         pad = layer.padding if padding is None else padding
         return ConvMaps(layer.W, layer.b, layer.stride, pad, x_shape)
     if isinstance(layer, Dense):
         return DenseMaps(layer.W, layer.b)
-    raise TypeError(f"the alignment primitives know dense and convolutional layers, not {type(layer).__name__}")
+    raise TypeError(
+        f"the alignment primitives know dense and convolutional layers (shared or locally connected), "
+        f"not {type(layer).__name__}"
+    )
 
 
 def _sum_squares(a: Array) -> Array:
