@@ -16,7 +16,10 @@
 # 3. the **conv mirror**: mirror mode's correlation settles at `σ² W` only when every output
 #    position sees a full patch of noise — which is why its noise images have no padding;
 # 4. **Kolen–Pollack** in a small CNN: `W − B` shrinks by `(1 − λ)` per step, kernel by kernel;
-# 5. what **batch norm after the ReLU** (the paper's ResNet variant) does to the feedback.
+# 5. what **batch norm after the ReLU** (the paper's ResNet variant) does to the feedback;
+# 6. what changes for the mirror and for KP **without weight sharing** (locally connected layers,
+#    the brain-like replacement the paper's Section 6 asks for): you write each position's
+#    mirror correlation.
 #
 # Images are `(N, C, H, W)`; everything here is float64 so the checks can be tight.
 
@@ -40,7 +43,7 @@ import numpy as np
 
 import minibp
 from minibp import exercises
-from minibp.layers import BatchNorm, Conv2D, Dense, Flatten, Identity, MaxPool2D, ReLU
+from minibp.layers import BatchNorm, Conv2D, Dense, Flatten, Identity, LocalConv2D, MaxPool2D, ReLU
 from minibp.layers.conv import conv2d, conv2d_weight_grad
 from minibp.plots import save_figure
 
@@ -327,6 +330,151 @@ for placement, after_stem in [("after", ReLU), ("before", Identity)]:
     assert isinstance(stem, Conv2D) and isinstance(stem_act, after_stem)
 
 # %% [markdown]
+# ## 6 · Without weight sharing: a `B` per position
+#
+# Section 6 of the paper ends with what a more brain-like network would need: "convolution with
+# non-weight-sharing local connections". A **locally connected** layer (`LocalConv2D`) gives each
+# output position `(r, s)` a kernel of its own, `W[r, s]` of shape `(C_out, C_in, k, k)`: no neuron
+# copies its synapses from its neighbours. Nothing else changes in eq (1); eq (3) carries each
+# position's error back through its own `B[r, s]`, and eq (4) sums each kernel's gradient over the
+# batch alone.
+#
+# The cost is `Ho·Wo` times the weights. LeNet's second convolution (6 → 16 channels, 5×5, on
+# 14×14 maps) has 2,400 weights; its locally connected twin has 196 kernels, 470,400 weights, and
+# as many in `B`.
+
+# %%
+shared = Conv2D(6, 16, 5, padding=2, rng=rng)
+local = LocalConv2D(6, 16, 5, (14, 14), padding=2, rng=rng)
+print(f"shared: W {shared.W.shape}, {shared.W.size:,} weights")
+print(f"local:  W {local.W.shape}, {local.W.size:,} weights = {local.positions} positions × {shared.W.size:,}")
+assert local.W.size == local.positions * shared.W.size
+
+# %% [markdown]
+# What this does to the two rules that learn `B`:
+#
+# * **The mirror** fires noise at the layer and correlates each input patch with the output it
+#   produced (eq 7). A convolution's kernel pools that correlation over every position, so one
+#   noise image gives it `Ho·Wo` samples. A position's own `B[r, s]` sees only its own patch: one
+#   sample per noise image. For the same accuracy, the mirror needs `Ho·Wo` times the noise per
+#   weight.
+# * **KP** gives `B[r, s]` the transpose of `W[r, s]`'s own update (eq 17), position by position.
+#   The gradients still cancel in `W − B`, which shrinks by exactly `(1 − λ)` per step at every
+#   position: nothing about KP's alignment depends on sharing. What each kernel learns from,
+#   though, is a single position's patches.
+#
+# ### Exercise 2 · each position's mirror correlation (implement it)
+#
+# Write `local_mirror_correlation(noise, post, k, stride)`: `noise` is `(N, C_in, H, W)`, the
+# unpadded noise images of mirror mode, `post` `(N, C_out, Ho, Wo)` the layer's output on them.
+# Return, in `W`'s shape `(Ho, Wo, C_out, C_in, k, k)`, the mean over the batch of
+# `post[n, :, r, s] ⊗ noise[n, :, r·stride : r·stride + k, s·stride : s·stride + k]` at every
+# position: eq (7)'s `E[y_{l+1} y_lᵀ]`, one per position. A loop over the `Ho·Wo` positions with
+# `np.einsum` inside is fine. `exercises.check_local_mirror` compares it with minibp's.
+
+
+# %%
+def local_mirror_correlation(noise, post, k, stride):
+    """Eq (7) at every position: mean over the batch of y_{l+1}[:, :, r, s] ⊗ patch(y_l, r, s)."""
+    ### BEGIN SOLUTION
+    n, c_out, ho, wo = post.shape
+    corr = np.zeros((ho, wo, c_out, noise.shape[1], k, k))
+    for r in range(ho):
+        for s in range(wo):
+            patch = noise[:, :, r * stride : r * stride + k, s * stride : s * stride + k]  # (N, C_in, k, k)
+            corr[r, s] = np.einsum("no,nchw->ochw", post[:, :, r, s], patch) / n  # eq (7), this position only
+    return corr
+    ### END SOLUTION
+
+
+local_mirror_correlation = exercises.check_local_mirror(local_mirror_correlation)
+
+# %% [markdown]
+# Now the noise. We give a convolution and a locally connected layer the same kernel at every
+# position (so both correlations estimate `σ² W`), fire `N` noise images at each, and measure the
+# angle between each position's correlation and `W`. The convolution pools its `16` positions;
+# each local position has `N` samples of its own, and needs `16 N` to do as well.
+
+# %%
+kernel = Conv2D(3, 4, 3, bias=False, rng=np.random.default_rng(9), dtype="float64")
+tied = LocalConv2D(3, 4, 3, (6, 6), bias=False, rng=np.random.default_rng(9), dtype="float64")
+tied.params["W"][...] = kernel.W  # the same kernel at each of the 4 × 4 positions
+noise_rng = np.random.default_rng(10)
+
+
+def mirror_error(layer, n):
+    """∠(correlation, W) after one batch of n noise images: one angle for a convolution, one per position else."""
+    noise = noise_rng.standard_normal((n, *layer.mirror_input_shape))
+    post = layer.mirror_forward(noise, bias=False)  # linear: the correlation estimates σ² W
+    if isinstance(layer, Conv2D):
+        return minibp.angle(layer.mirror_correlation(noise, post), layer.W)
+    corr = local_mirror_correlation(noise, post, layer.k, layer.stride)
+    return float(np.median([minibp.angle(corr[r, s], layer.W[r, s]) for r in range(4) for s in range(4)]))
+
+
+sizes = [16, 64, 256, 1024]
+conv_err = [mirror_error(kernel, n) for n in sizes]
+local_err = [mirror_error(tied, n) for n in sizes]
+local_16 = [mirror_error(tied, 16 * n) for n in sizes]
+for n, c, lo, l16 in zip(sizes, conv_err, local_err, local_16):
+    print(f"N = {n:5d}: conv {c:5.1f}°   local, N images {lo:5.1f}°   local, 16 N images {l16:5.1f}°")
+assert all(c < lo for c, lo in zip(conv_err, local_err))
+assert all(abs(l16 / c - 1) < 0.5 for c, l16 in zip(conv_err, local_16))
+
+fig, ax = plt.subplots(figsize=(4.5, 3))
+ax.loglog(sizes, conv_err, "o-", label="convolution (pools 16 positions)")
+ax.loglog(sizes, local_err, "s-", label="local, each position alone")
+ax.loglog(sizes, local_16, "^--", label="local, 16× the noise")
+ax.set_xlabel("noise images per mirror batch")
+ax.set_ylabel("∠(correlation, W) (°)")
+ax.legend(fontsize=8)
+fig.tight_layout()
+save_figure(fig, "08_local_mirror_noise")
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# KP, position by position: the small CNN of section 4 with locally connected layers in place of
+# its convolutions, trained for 100 steps. `W − B` shrinks by exactly `(1 − λ)^t` at every position.
+
+# %%
+loc_rng = np.random.default_rng(6)
+local_cnn = minibp.Network(
+    [
+        LocalConv2D(1, 6, 3, (8, 8), padding=1, gain=ReLU.gain, rng=loc_rng, dtype="float64"),
+        ReLU(),
+        MaxPool2D(2),
+        LocalConv2D(6, 8, 3, (4, 4), padding=1, gain=ReLU.gain, rng=loc_rng, dtype="float64"),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(8 * 2 * 2, 10, rng=loc_rng, dtype="float64"),
+    ]
+)
+local_cnn.init_feedback(kp, np.random.default_rng(7))
+first = local_cnn.weight_layers[0]
+
+
+def position_gaps(layer):
+    """‖W[r, s] − B[r, s]‖ at every position."""
+    return np.sqrt(((layer.W - layer.B) ** 2).sum(axis=(2, 3, 4, 5)))
+
+
+gap_start = position_gaps(first)
+opt = minibp.SGD(lr, weight_decay=wd)
+batches = np.random.default_rng(8)
+for _ in range(steps):
+    idx = batches.choice(len(data.x_train), 64, replace=False)
+    minibp.train_step(local_cnn, kp, loss_fn, opt, data.x_train[idx], data.y_train[idx])
+ratio = position_gaps(first) / gap_start
+print(
+    f"‖W[r, s] − B[r, s]‖ / start at the 64 positions: {ratio.min():.6f} to {ratio.max():.6f}; "
+    f"(1 − λ)^{steps} = {(1 - lam) ** steps:.6f}"
+)
+assert np.allclose(ratio, (1 - lam) ** steps, rtol=1e-10)
+print("matrix angles after KP:", np.round(minibp.matrix_angles(local_cnn, kp), 1))
+
+# %% [markdown]
 # ## What we found
 #
 # * A convolution's `B` is a kernel: weight sharing on the feedback path too, so its feedback
@@ -337,6 +485,9 @@ for placement, after_stem in [("after", ReLU), ("before", Identity)]:
 # * KP's `W − B` decays by exactly `(1 − λ)` per step in convolutions as in dense layers.
 # * Batch norm's exact derivative projects out the mean and `x̂` per channel under every rule;
 #   after the ReLU, it leaves the convolution's mirror `φ` the ReLU.
+# * Without weight sharing each position has its own `B`: the mirror's correlation at a position
+#   averages one patch per noise image, so it needs `Ho·Wo` times a convolution's noise for the same
+#   angle; KP's `W − B` still shrinks by exactly `(1 − λ)` per step, position by position.
 #
 # ## Open-ended exercises
 #

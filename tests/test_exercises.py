@@ -40,6 +40,22 @@ def _conv_transpose(delta, F, x_shape, stride, padding, flip=False):
     return out[:, :, padding : padding + h, padding : padding + w]
 
 
+def _local_corr(noise, post, k, stride, *, over=None, flip_channels=False, tied=False, step=None):
+    """Each position's mean over the batch of post ⊗ patch, written out position by position here."""
+    n, c_out, ho, wo = post.shape
+    step = stride if step is None else step
+    out = np.zeros((ho, wo, c_out, noise.shape[1], k, k))
+    for r in range(ho):
+        for s in range(wo):
+            patch = noise[:, :, r * step : r * step + k, s * step : s * step + k]
+            out[r, s] = np.einsum("no,nchw->ochw", post[:, :, r, s], patch)
+    if tied:
+        out[...] = out.sum(axis=(0, 1))
+    if flip_channels:
+        out = out.transpose(0, 1, 3, 2, 4, 5)
+    return out / (n if over is None else over)
+
+
 def _angle(a, b):
     u, v = a.ravel(), b.ravel()
     return float(np.degrees(np.arccos(np.clip(u @ v / np.linalg.norm(u) / np.linalg.norm(v), -1, 1))))
@@ -175,6 +191,23 @@ CASES = {
             "the wrong way": lambda delta, F, x_shape, stride, padding: _conv_as_convolution(
                 delta, F.transpose(1, 0, 2, 3), padding
             ),
+        },
+    ),
+    "check_local_mirror": (
+        _local_corr,
+        {
+            "averaged over the positions too": lambda noise, post, k, stride: _local_corr(
+                noise, post, k, stride, over=post.shape[0] * post.shape[2] * post.shape[3]
+            ),
+            "summed over the batch": lambda noise, post, k, stride: _local_corr(noise, post, k, stride, over=1),
+            "tied back into one kernel: every position": lambda noise, post, k, stride: _local_corr(
+                noise, post, k, stride, tied=True
+            ),
+            "tied back into one kernel and averaged": lambda noise, post, k, stride: _local_corr(
+                noise, post, k, stride, tied=True, over=post.shape[0] * post.shape[2] * post.shape[3]
+            ),
+            "transposed": lambda noise, post, k, stride: _local_corr(noise, post, k, stride, flip_channels=True),
+            "ignore the stride": lambda noise, post, k, stride: _local_corr(noise, post, k, stride, step=1),
         },
     ),
     "check_null_grad": (

@@ -22,12 +22,13 @@ notebook   checker                          what the student writes
 06         :func:`check_delta_angle`        Fig 4's delta angle
 07         :func:`check_conv_macs`          a convolution's multiply-accumulates
 08         :func:`check_conv_feedback`      eq (3) for a convolution: the transposed convolution
+08         :func:`check_local_mirror`       eq (7) for a locally connected layer: a correlation per position
 09         :func:`check_null_grad`          the null primitive's gradient (Kunin et al. 2020)
 =========  ===============================  ==========================================
 """
 
 from .core import STRICT_ENV, Case, ExerciseMistake, check, grade
-from .measures import check_conv_feedback, check_conv_macs, check_delta_angle, check_null_grad
+from .measures import check_conv_feedback, check_conv_macs, check_delta_angle, check_local_mirror, check_null_grad
 from .paper import check_eq2_delta, check_eq3_delta, check_eq4_update, check_eq5_step, check_kp_step, check_mirror_step
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "check_eq4_update",
     "check_eq5_step",
     "check_kp_step",
+    "check_local_mirror",
     "check_mirror_step",
     "check_null_grad",
     "grade",

@@ -1,5 +1,6 @@
 """Checkers for notebooks 06–09: the delta angle, a convolution's cost, a convolution's feedback
-(a transposed convolution), and the gradient of the null primitive of the alignment family."""
+(a transposed convolution), a locally connected layer's mirror correlation, and the gradient of the
+null primitive of the alignment family."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..layers.conv import Conv2D, conv2d, conv2d_transpose
+from ..layers.conv import Conv2D, conv2d, conv2d_transpose, conv2d_weight_grad
+from ..layers.local import local_weight_grad
 from ..metrics import angle
 from ..network import Network
 from ..rules.primitives import DenseMaps, null
@@ -197,3 +199,56 @@ def check_null_grad(student: Callable[..., Any]) -> Callable[..., Any]:
         ]
         cases.append(Case(dict(x=x, W=W, B=B), null_grad_reference(x, W, B), [m for m in mistakes if m[1] is not None]))
     return check("the null primitive's gradient", student, null_grad_reference, cases)
+
+
+# ---------------------------------------------------------------- notebook 08: a locally connected layer's mirror
+
+
+def local_mirror_reference(noise: Array, post: Array, k: int, stride: int) -> Array:
+    """Eq (7)'s correlation for a locally connected layer: at every output position ``(r, s)``, the mean over
+    the batch of ``y_{l+1}[:, :, r, s] ⊗ patch(y_l, r, s)``, in ``W``'s shape ``(Ho, Wo, C_out, C_in, k, k)``."""
+    n, c_out, ho, wo = post.shape
+    shape = (ho, wo, c_out, noise.shape[1], k, k)
+    return local_weight_grad(noise, post, shape, stride, 0) / n  # eq (7), one B per position
+
+
+def check_local_mirror(student: Callable[..., Any]) -> Callable[..., Any]:
+    """Notebook 08: ``student(noise, post, k, stride)`` must return each position's mirror correlation (eq 7)
+    of a locally connected layer: ``noise`` ``(N, C_in, H, W)`` unpadded, ``post`` ``(N, C_out, Ho, Wo)``."""
+    g, cases = rng(), []
+    for n, c_in, c_out, k, side, stride in [(5, 3, 3, 3, 5, 1), (4, 2, 3, 3, 7, 2), (6, 1, 2, 2, 4, 1)]:
+        noise = g.standard_normal((n, c_in, side, side))
+        ho = (side - k) // stride + 1
+        post = g.standard_normal((n, c_out, ho, ho))
+        want = local_mirror_reference(noise, post, k, stride)
+        shared = conv2d_weight_grad(noise, post, (c_out, c_in, k, k), stride, 0) / n
+        mistakes = [
+            (
+                "averaged over the positions too: each position's B is its own, so E is over the batch alone.",
+                want / ho**2,
+            ),
+            ("summed over the batch: eq (7) takes the mean over the noise samples.", want * n),
+            (
+                "tied back into one kernel: every position got the sum over all positions, a convolution's "
+                "correlation, where a locally connected layer keeps one per position.",
+                np.broadcast_to(shared, want.shape),
+            ),
+            (
+                "tied back into one kernel and averaged: a convolution's correlation at every position, where "
+                "a locally connected layer keeps each position's own.",
+                np.broadcast_to(shared / ho**2, want.shape),
+            ),
+        ]
+        if c_in == c_out:
+            mistakes.append(
+                ("transposed: B has W's shape, (C_out, C_in, k, k) per position.", want.transpose(0, 1, 3, 2, 4, 5))
+            )
+        if stride > 1:
+            mistakes.append(
+                (
+                    "the patches ignore the stride: position (r, s) sees the patch at (r·stride, s·stride).",
+                    local_weight_grad(noise[:, :, : ho + k - 1, : ho + k - 1], post, want.shape, 1, 0) / n,
+                )
+            )
+        cases.append(Case(dict(noise=noise, post=post, k=k, stride=stride), want, mistakes))
+    return check("eq (7) for a locally connected layer", student, local_mirror_reference, cases)
