@@ -6,7 +6,7 @@ optimizer step, and a dataset scattered across the ranks.
 
 * ``mpiexec -n N minibp train ...`` starts N processes (*ranks*) of one run. Every rank builds the
   same network from the same seed and reads the same global batch indices (``epoch_order``); each
-  takes its own share of every batch (:meth:`Group.share_of`).
+  takes its own share of every batch (:func:`minibp.data.base.share`).
 * After the feedback path each rank's gradients (``W``, ``b``, batch norm's ``γ``/``β``, KP's and
   the alignment family's ``B``) are replaced by their average over the global batch,
   ``g = Σ_r (n_r / G) g_r`` with ``n_r`` the rank's examples and ``G`` the batch's
@@ -106,12 +106,6 @@ class Group:
 
     def reset_counters(self) -> None:
         self.comm_seconds, self.comm_bytes = 0.0, 0
-
-    def share_of(self, n: int) -> slice:
-        """This rank's part of a batch of ``n`` examples: contiguous, sizes differing by at most one."""
-        base, extra = divmod(int(n), self.size)
-        start = self.rank * base + min(self.rank, extra)
-        return slice(start, start + base + (self.rank < extra))
 
     def check_batch(self, batch_size: int, n_train: int) -> None:
         """Refuse a global batch that the ranks cannot share: one N does not divide, or an epoch whose

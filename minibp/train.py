@@ -351,7 +351,7 @@ def _train(
                     batches.close()
             loss_sum, correct, seconds = totals.saved()
             rec = record(epoch, loss_sum / data.n_train, correct / data.n_train, seconds)
-            if not group.same_on_every_rank(weight_checksums(net)):
+            if group.size > 1 and not group.same_on_every_rank(weight_checksums(net)):
                 raise RuntimeError(
                     f"after epoch {epoch} the {group.size} ranks hold different weights, so they no longer train one "
                     "network; please report this with the command. The last checkpoint is from before this epoch"
