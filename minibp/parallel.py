@@ -289,8 +289,9 @@ class MPIGroup(Group):
 
 
 class NCCLGroup(MPIGroup):
-    """Gradients all-reduced by NCCL on the GPUs (``cupy.cuda.nccl``), never copied to the host;
-    MPI starts the NCCL communicator and carries the few host numbers. One GPU per rank: rank ``r``
+    """Gradients, synchronized batch norm's sums and the running statistics exchanged by NCCL on the
+    GPUs (``cupy.cuda.nccl``), never copied to the host; MPI starts the NCCL communicator and
+    carries the few host numbers (losses, metrics, the stop agreement). One GPU per rank: rank ``r``
     uses device ``local_rank mod (GPUs on its machine)``."""
 
     transport = "nccl"
@@ -306,25 +307,65 @@ class NCCLGroup(MPIGroup):
         uid = self.comm.bcast(uid, root=0)
         self.nccl_comm = nccl.NcclCommunicator(self.size, uid, self.rank)
         self._types = {np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64}
+        self._pending: tuple[Any, str] | None = None  # the last NCCL call's event, and what it was
 
     def _reduce_flat(self, flat: Any, xp: Any) -> None:
         if xp is np:
             super()._reduce_flat(flat, xp)
             return
+        self._nccl(flat, "the gradient all-reduce")
+
+    def _nccl(self, flat: Any, what: str, root: int | None = None) -> None:
+        """Sum (or, with a ``root``, broadcast from it) the device array ``flat`` over the ranks in place,
+        on the current stream. The host waits for the previous NCCL call first, at most ``timeout``
+        seconds, so it runs at most one collective ahead of the device and a hang is noticed."""
+        self._wait_device(what)
         stream = self.cupy.cuda.get_current_stream()
-        self.nccl_comm.allReduce(
-            flat.data.ptr, flat.data.ptr, flat.size, self._types[np.dtype(flat.dtype)], self.nccl.NCCL_SUM, stream.ptr
-        )
-        done = stream.record()
+        kind = self._types[np.dtype(flat.dtype)]
+        if root is None:
+            self.nccl_comm.allReduce(flat.data.ptr, flat.data.ptr, flat.size, kind, self.nccl.NCCL_SUM, stream.ptr)
+        else:
+            self.nccl_comm.bcast(flat.data.ptr, flat.size, kind, root, stream.ptr)
+        self._pending = (stream.record(), what)
+
+    def _wait_device(self, what: str) -> None:
+        if self._pending is None:
+            return
+        done, previous = self._pending
         deadline = time.monotonic() + self.timeout
-        while not done.done:  # the host waits for the device, at most timeout seconds
+        while not done.done:
             time.sleep(0.0005)
             if time.monotonic() > deadline:
                 self.nccl_comm.abort()
                 self.abort(
-                    f"minibp: rank {self.rank} of {self.size}: NCCL's all-reduce did not finish within "
+                    f"minibp: rank {self.rank} of {self.size}: NCCL did not finish {previous} within "
                     f"{self.timeout:g} s: a rank has died or hangs, so every rank stops"
                 )
+        self._pending = None
+
+    def sum_arrays(self, arrays: Sequence[Array]) -> list[Array]:
+        if not arrays or get_array_module(arrays[0]) is np:
+            return super().sum_arrays(arrays)
+        xp = self.cupy
+        flat = xp.concatenate([a.astype(xp.float64).reshape(-1) for a in arrays])
+        self._nccl(flat, "synchronized batch norm")
+        out, offset = [], 0
+        for a in arrays:
+            out.append(flat[offset : offset + a.size].reshape(a.shape).astype(a.dtype))
+            offset += a.size
+        return out
+
+    def broadcast_arrays(self, arrays: Sequence[Array]) -> None:
+        if not arrays or get_array_module(arrays[0]) is np:
+            super().broadcast_arrays(arrays)
+            return
+        xp = self.cupy
+        flat = xp.concatenate([a.astype(xp.float64).reshape(-1) for a in arrays])
+        self._nccl(flat, "broadcasting batch norm's running statistics", root=0)
+        offset = 0
+        for a in arrays:
+            a[...] = flat[offset : offset + a.size].reshape(a.shape)
+            offset += a.size
 
 
 _WORLD: Group | None = None
