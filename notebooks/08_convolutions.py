@@ -501,3 +501,8 @@ print("matrix angles after KP:", np.round(minibp.matrix_angles(local_cnn, kp), 1
 #    compare it with the dense layer's `arccos √(2/π)` (notebook 06).
 # 3. **FA with batch norm.** Train the CNN of section 4 under `fa` with a `BatchNorm` after each
 #    ReLU and without, for 200 steps each, and compare the delta angles of the first layer.
+# 4. **The mirror's noise budget without sharing.** Run `WeightMirror` (σ = 1, `lr = decay = 0.02`)
+#    for 600 passes on the convolution and the tied locally connected layer of section 6, at 16
+#    noise images a pass for the convolution and at 16 and 256 for the local layer. Compare the
+#    settled angles `∠(B, W)` (for the local layer, the median over positions). Which batch matches
+#    the convolution's, and what sets the angle's floor once `B` has settled?

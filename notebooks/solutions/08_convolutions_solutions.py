@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 import minibp
-from minibp.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from minibp.layers import BatchNorm, Conv2D, Dense, Flatten, LocalConv2D, MaxPool2D, ReLU
 from minibp.layers.conv import conv2d, conv2d_weight_grad
 
 
@@ -129,3 +129,43 @@ print("first layer's delta angle every 20 steps, no BN:  ", plain.round(1), f" t
 print("first layer's delta angle every 20 steps, BN after:", normed.round(1), f" test accuracy {acc_normed:.3f}")
 assert np.all(np.abs(plain - 90) < 10) and np.all(np.abs(normed - 90) < 15)  # near orthogonal throughout
 assert min(acc_plain, acc_normed) > 0.5  # both learn, through the layers near the output
+
+
+# %% [markdown]
+# ## Exercise 4 · The mirror's noise budget without sharing
+#
+# With decay `λ_B` per pass, the settled `B` is an exponentially weighted average of the passes'
+# correlations, over about `1/λ_B` of them: its noise is that of a correlation estimated from about
+# `N/λ_B` samples, and it stays at that floor however long the mirror runs. A convolution's kernel
+# pools its `Ho·Wo = 16` positions, so each pass gives it `16 N` patches; each of the local
+# layer's `B[r, s]` gets its own `N`. So the local layer needs `16 N` noise images a pass to settle
+# as close to `W` as the convolution does with `N`.
+
+
+# %%
+def settled_angle(layer, batch_size, passes=600, seed=0):
+    """∠(B, W) after the mirror settles: one angle for a convolution, the median over positions else."""
+    wm = minibp.get_rule("wm", sigma=1.0, lr=0.02, decay=0.02, batch_size=batch_size, seed=seed)
+    net = minibp.Network([layer])
+    net.init_feedback(wm, np.random.default_rng(seed + 1))
+    for _ in range(passes):
+        wm.mirror(net)
+    if isinstance(layer, Conv2D):
+        return minibp.angle(layer.B, layer.W)
+    ho, wo = layer.out_size
+    return float(np.median([minibp.angle(layer.B[r, s], layer.W[r, s]) for r in range(ho) for s in range(wo)]))
+
+
+def tied_pair():
+    conv = Conv2D(3, 4, 3, bias=False, rng=np.random.default_rng(9), dtype="float64")
+    local = LocalConv2D(3, 4, 3, (6, 6), bias=False, rng=np.random.default_rng(9), dtype="float64")
+    local.params["W"][...] = conv.W  # the same kernel at each of the 4 × 4 positions
+    return conv, local
+
+
+conv_16 = settled_angle(tied_pair()[0], 16)
+local_16 = settled_angle(tied_pair()[1], 16)
+local_256 = settled_angle(tied_pair()[1], 256)
+print(f"settled ∠(B, W): conv, 16 images {conv_16:.2f}°; local, 16 images {local_16:.2f}°, 256 images {local_256:.2f}°")
+assert local_16 > 2.5 * conv_16  # one sample per image per position: about √16 = 4 times the error
+assert abs(local_256 / conv_16 - 1) < 0.5  # 16 times the noise: the convolution's floor
