@@ -192,7 +192,7 @@ def over_seeds(histories: dict[int, dict[str, list[dict[str, Any]]]], rule: str)
     runs = {seed: h[rule] for seed, h in histories.items() if rule in h and "diverged" not in h[rule][-1]}
     final = {seed: 100 * (1 - hist[-1]["test_accuracy"]) for seed, hist in runs.items()}
     best = {seed: 100 * (1 - max(r["test_accuracy"] for r in hist)) for seed, hist in runs.items()}
-    out: dict[str, Any] = {"seeds": sorted(runs), "final_error": final, "best_error": best}
+    out: dict[str, Any] = {"seeds": sorted(runs), "final_error_per_seed": final, "best_error_per_seed": best}
     for key, per_seed in (("final_error", final), ("best_error", best)):
         out[f"{key}_mean"], out[f"{key}_std"] = mean_std(list(per_seed.values()))
     for key in ("matrix_angle", "delta_angle"):  # per layer, input to output
@@ -299,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             fin, bst = f"{mean:.2f}", f"{res['best_error_mean']:.2f}"
         print(f"{rule:<5} {fin:>{width}} {bst:>{width}} {ref_s}  {goal:<34} {met}{note}")
         if several:
-            print(f"{'':<5} per seed: " + ", ".join(f"{s}: {e:.2f}" for s, e in res["final_error"].items()))
+            per_seed = res["final_error_per_seed"].items()
+            print(f"{'':<5} per seed: " + ", ".join(f"{s}: {e:.2f}" for s, e in per_seed))
         rows.append(
             {
                 **row,
