@@ -54,6 +54,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 #: the datasets ``augment`` applies to: natural images held in memory
 AUGMENTED_DATASETS = ("cifar10", "imagenet32", "imagenet64")
 
+#: synaptic scaling's settings, which act with ``--norm scaling`` only
+SCALING_SETTINGS = ("scaling_target", "scaling_rate", "scaling_lr", "scaling_max_gain")
+_SCALING_DEFAULTS = SynapticScaling.__init__.__kwdefaults__
+
 #: settings that shape only some models; given for another model they would be ignored, so they are refused
 _MODEL_SETTINGS = {
     "hidden": ("mlp",),
@@ -64,12 +68,8 @@ _MODEL_SETTINGS = {
     "shortcut": ("resnet20",),
     "blocks": ("resnet20",),
     "sync_bn": ("cnn", "resnet20", "resnet18", "resnet50"),
-    **{name: ("cnn", "resnet20", "resnet18", "resnet50") for name in ("scaling_target", "scaling_rate", "scaling_lr")},
+    **{name: ("cnn", "resnet20", "resnet18", "resnet50") for name in SCALING_SETTINGS},
 }
-
-#: synaptic scaling's settings, which act with ``--norm scaling`` only
-SCALING_SETTINGS = ("scaling_target", "scaling_rate", "scaling_lr")
-_SCALING_DEFAULTS = SynapticScaling.__init__.__kwdefaults__
 
 
 def default_text(what: str) -> str:
@@ -120,6 +120,11 @@ class RunSettings:
     )
     scaling_lr: float = setting(
         _SCALING_DEFAULTS["lr"], "--norm scaling: rate eta of the multiplicative gain step per batch", gt=0
+    )
+    scaling_max_gain: float = setting(
+        _SCALING_DEFAULTS["max_gain"],
+        "--norm scaling: upper bound of each unit's gain (0: none; a silent unit's gain otherwise grows without bound)",
+        ge=0,
     )
     blocks: int = setting(
         3, "resnet20: residual blocks per stage (3: ResNet-20; He et al.'s 6n+2 layers, so 1 is ResNet-8)", ge=1

@@ -421,5 +421,6 @@ def conv_model_kwargs(config: Any) -> dict[str, Any]:
         kwargs["shortcut"] = config.shortcut
         kwargs["blocks"] = getattr(config, "blocks", 3)
     if norm == "scaling":
-        kwargs["scaling"] = {k: getattr(config, f"scaling_{k}") for k in ("target", "rate", "lr")}
+        parts = ("target", "rate", "lr", "max_gain")
+        kwargs["scaling"] = {k: getattr(config, f"scaling_{k}") for k in parts if hasattr(config, f"scaling_{k}")}
     return kwargs

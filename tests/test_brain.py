@@ -222,7 +222,7 @@ def test_a_config_saved_before_the_settings_loads_as_the_model_it_was(digits_ima
     """Old runs' config.json have no conv, norm or scaling settings: they load with the defaults, which
     build the networks those runs trained (cnn without normalisation, ResNets with batch norm)."""
     old = TrainConfig(model="cnn", width=2, epochs=1).to_dict()
-    for key in ("conv", "norm", "scaling_target", "scaling_rate", "scaling_lr"):
+    for key in ("conv", "norm", "blocks", "scaling_target", "scaling_rate", "scaling_lr", "scaling_max_gain"):
         old.pop(key)
     cfg = TrainConfig(**old)
     assert (cfg.conv, cfg.norm) == ("shared", "none")

@@ -114,9 +114,26 @@ def test_one_step_is_the_multiplicative_rule():
     assert (layer.buffers["gain"] > 0).all()
 
 
+def test_a_silent_units_gain_grows_without_bound_unless_capped():
+    """A unit whose drive is never positive (a blank patch, a drive below threshold) fires at rate 0
+    whatever its gain, so its gain has no fixed point: it grows by ``e^η`` every batch (the trace
+    settles at 0, the error at ``a*``); ``max_gain`` stops it there while the other units settle."""
+    rng = np.random.default_rng(5)
+    for max_gain, expected in ((0.0, np.exp(0.05 * 300)), (10.0, 10.0)):
+        layer = SynapticScaling(2, measure=ReLU(), target=0.2, rate=1.0, lr=0.05, max_gain=max_gain, dtype="float64")
+        for _ in range(300):
+            x = np.stack([-np.abs(rng.standard_normal(64)), 1 + 0.2 * rng.standard_normal(64)], axis=1)
+            layer.forward(x)
+        assert layer.buffers["gain"][0] == pytest.approx(expected, rel=1e-9)
+        assert layer.buffers["activity"][0] == 0
+        assert layer.buffers["gain"][1] == pytest.approx(0.2, rel=0.1)  # mean ReLU(g · x) = g · 1 at rate 0.2
+
+
 def test_bad_settings_and_shapes_are_refused():
     with pytest.raises(ValueError, match="target > 0"):
         SynapticScaling(3, target=0)
+    with pytest.raises(ValueError, match="max_gain >= 0"):
+        SynapticScaling(3, max_gain=-1)
     with pytest.raises(ValueError, match="units are"):
         SynapticScaling((3, 4))
     with pytest.raises(ValueError, match=r"expects \(batch, 3, 4, 4"):

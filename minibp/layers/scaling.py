@@ -36,7 +36,8 @@ What is the sources' and what is minibp's choice:
   moments in the unit's life); the rate is ``φ(g_i x_i)`` with ``φ`` the unit's activation
   (``measure``), or the output itself where the layer follows the activation; in a convolution the
   units of one channel share their weights and so share one gain (``units=(C,)``), in a locally
-  connected layer each unit has its own (``units=(C, H, W)``); the target, ``ρ`` and ``η``.
+  connected layer each unit has its own (``units=(C, H, W)``); the target, ``ρ`` and ``η``; an
+  optional upper bound on the gain (``max_gain``), since a silent unit's gain has no fixed point.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ class SynapticScaling(Layer):
     their weights, so they share their scale) or the whole sample's shape, ``(C,)`` for a dense
     layer or ``(C, H, W)`` (one per unit). ``measure`` is the activation whose output is the unit's
     rate: the one right after this layer, or None (identity) where this layer follows the
-    activation and its own output is the rate. ``buffers`` holds ``gain`` and ``activity``, so a
-    checkpoint restores them.
+    activation and its own output is the rate. ``max_gain`` (0: none) bounds the gain: a unit that
+    never fires (its patch always blank, or its drive always below threshold) has a rate that no gain
+    raises, and its gain otherwise grows by ``e^lr`` every batch. ``buffers`` holds ``gain`` and
+    ``activity``, so a checkpoint restores them.
     """
 
     def __init__(
@@ -71,17 +74,20 @@ class SynapticScaling(Layer):
         target: float = 0.25,
         rate: float = 0.1,
         lr: float = 0.01,
+        max_gain: float = 0.0,
         dtype: str = "float32",
     ) -> None:
         super().__init__()
         shape = (int(units),) if isinstance(units, int) else tuple(int(u) for u in units)
         if len(shape) not in (1, 3) or min(shape) < 1:
             raise ValueError(f"SynapticScaling's units are (channels,) or (channels, height, width), got {units}")
-        if not target > 0 or not 0 < rate <= 1 or not lr > 0:
+        if not target > 0 or not 0 < rate <= 1 or not lr > 0 or not max_gain >= 0:
             raise ValueError(
-                f"SynapticScaling needs target > 0, 0 < rate <= 1 and lr > 0, got target={target}, rate={rate}, lr={lr}"
+                f"SynapticScaling needs target > 0, 0 < rate <= 1, lr > 0 and max_gain >= 0, got target={target}, "
+                f"rate={rate}, lr={lr}, max_gain={max_gain}"
             )
         self.units, self.target, self.rate, self.lr = shape, float(target), float(rate), float(lr)
+        self.max_gain = float(max_gain)
         self.measure = measure if measure is not None else Identity()
         xp = get_backend()
         self.buffers["gain"] = xp.ones(shape, dtype=dtype)
@@ -112,7 +118,10 @@ class SynapticScaling(Layer):
             a += self.rate * (self.measure.phi(out).mean(axis=axes) - a)  # the slow trace of the unit's rate
             # multiplicative scaling toward the set point (van Rossum et al. 2000; Turrigiano 2008);
             # a new array, so that the backward pass keeps the gain this forward pass used
-            self.buffers["gain"] = self.buffers["gain"] * xp.exp(self.lr * (self.target - a) / self.target)
+            gain = self.buffers["gain"] * xp.exp(self.lr * (self.target - a) / self.target)
+            if self.max_gain:  # a silent unit's rate never rises: unbounded, its gain grows by e^η a batch
+                gain = xp.minimum(gain, self.max_gain)
+            self.buffers["gain"] = gain
         return out
 
     def backward(self, dy: Array) -> Array:
