@@ -372,16 +372,19 @@ def _train(
 
 
 def _check_ranks(meta: dict[str, Any], net: Network, config: TrainConfig, group: Group, where: Path) -> None:
-    """Refuse to resume on another number of ranks where that would change the run's numbers: where
-    batch norm normalises each rank's share, the shares' statistics depend on how many there are."""
+    """Refuse to resume on another number of ranks where that would change the run's numbers: where a
+    layer keeps statistics of each rank's share of a batch (batch norm, unless synchronized; synaptic
+    scaling's activity), they depend on how many shares there are."""
     saved = int(meta.get("ranks", 1))
-    per_rank_statistics = not config.sync_bn and any(isinstance(layer, BatchNorm) for layer in net.walk())
-    if saved != group.size and per_rank_statistics:
+    per_rank = [
+        layer for layer in net.walk() if layer.buffers and not (config.sync_bn and isinstance(layer, BatchNorm))
+    ]
+    if saved != group.size and per_rank:
         launch = f"mpiexec -n {saved} " if saved > 1 else "one process (no mpiexec) "
         raise ValueError(
-            f"cannot resume {where} on {group.size} rank(s): it was trained on {saved}, and its batch norm "
-            f"normalises each rank's share of a batch, so another count would change the run; resume with {launch}"
-            "or start a new run in another --out"
+            f"cannot resume {where} on {group.size} rank(s): it was trained on {saved}, and its {per_rank[0]!r} "
+            f"keeps statistics of each rank's share of a batch, so another count would change the run; resume "
+            f"with {launch}or start a new run in another --out"
         )
 
 
