@@ -96,7 +96,7 @@ class Group:
 
     def __init__(self, timeout: float = 600.0) -> None:
         self.timeout = float(timeout)
-        #: seconds spent in the gradient all-reduce, and bytes it sent, since the last :meth:`reset_counters`
+        #: seconds spent in the gradient all-reduce, and the bytes handed to it, since the last :meth:`reset_counters`
         self.comm_seconds, self.comm_bytes = 0.0, 0
 
     @property

@@ -52,14 +52,15 @@ def train_step(
     and, unless batch norm is synchronized, rank 0's running statistics are taken after it.
     Nothing is copied to the host on one process (NCCL keeps it so on several GPUs).
     """
+    exchanges = group is not None and group.transport != "none"  # not for the group of one process
     out = net.forward(x)  # eq (1)
     loss, dout = loss_fn(out, y)  # δ_L
     net.backward(dout, rule)  # eqs (2)/(3) and (4); eq (17) for KP
-    if group is not None:
+    if exchanges:
         group.average_grads(net.param_layers, share)  # Σ_r share_r · grad_r over the ranks
     optimizer.step(net.param_layers)  # eqs (16)-(17)
     rule.after_step(net)  # eqs (6)-(7) for the weight mirror
-    if group is not None:
+    if exchanges:
         group.broadcast_arrays(local_statistics(net))
     return Step(loss, out)
 
