@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -154,6 +154,20 @@ class Group:
         raise SystemExit(code)
 
 
+def _pack(arrays: Sequence[Array]) -> Array:
+    """The arrays flattened into one float64 buffer, on their own device (one message for them all)."""
+    xp = get_array_module(arrays[0])
+    return xp.concatenate([a.astype(xp.float64).reshape(-1) for a in arrays])
+
+
+def _pieces(flat: Array, arrays: Sequence[Array]) -> Iterator[Array]:
+    """Views of the 1-D ``flat`` in the sizes and shapes of ``arrays``, in order."""
+    offset = 0
+    for a in arrays:
+        yield flat[offset : offset + a.size].reshape(a.shape)
+        offset += a.size
+
+
 def weight_checksums(net: Any) -> list[float]:
     """Two numbers per trained array of ``net`` (its sum and its sum of squares, in float64), for
     checking that every rank holds the same weights; one device→host copy each."""
@@ -202,9 +216,6 @@ class MPIGroup(Group):
                     "checkpoint is kept; continue it with --resume (raise --collective-timeout if a rank is only slow)"
                 )
 
-    def _allreduce(self, buf: np.ndarray, what: str) -> None:
-        self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM), what)
-
     def _flat_buffer(self, dtype: Any, n: int, xp: Any) -> Any:
         key = (xp.__name__, np.dtype(dtype).str)
         buf = self._flat.get(key)
@@ -221,45 +232,39 @@ class MPIGroup(Group):
         for slot in slots:
             by_dtype.setdefault(np.dtype(slot[2].dtype), []).append(slot)
         for dtype, group in by_dtype.items():
-            xp = get_array_module(group[0][2])
-            flat = self._flat_buffer(dtype, sum(int(g.size) for _, _, g in group), xp)
-            offset = 0
-            for _, _, g in group:  # pack: one message instead of one per array
-                flat[offset : offset + g.size] = g.reshape(-1)
-                offset += g.size
+            grads = [g for _, _, g in group]
+            flat = self._flat_buffer(dtype, sum(int(g.size) for g in grads), get_array_module(grads[0]))
+            for piece, g in zip(_pieces(flat, grads), grads):  # pack: one message instead of one per array
+                piece[...] = g
             flat *= dtype.type(share)
-            self._reduce_flat(flat, xp)
-            offset = 0
-            for layer, key, g in group:  # the averaged gradients are views of the flat buffer
-                layer.grads[key] = flat[offset : offset + g.size].reshape(g.shape)
-                offset += g.size
+            self._exchange(flat, "the gradient all-reduce")
+            for (layer, key, _), piece in zip(group, _pieces(flat, grads)):  # views of the flat buffer
+                layer.grads[key] = piece
             self.comm_bytes += int(flat.nbytes)
         self.comm_seconds += time.perf_counter() - t0
 
-    def _reduce_flat(self, flat: Any, xp: Any) -> None:
-        """Sum ``flat`` over the ranks in place; a device array is staged through the host."""
-        if xp is np:
-            self._allreduce(flat, "the gradient all-reduce")
-            return
-        host = to_numpy(flat)  # explicit device→host copy: MPI from PyPI does not read GPU memory
-        self._allreduce(host, "the gradient all-reduce")
-        flat[...] = xp.asarray(host)
+    def _exchange(self, flat: Any, what: str, root: int | None = None) -> None:
+        """Sum the 1-D array ``flat`` over the ranks in place or, with a ``root``, overwrite it with that
+        rank's; a device array is staged through the host."""
+        xp = get_array_module(flat)
+        host = flat if xp is np else to_numpy(flat)  # explicit copy: MPI from PyPI does not read GPU memory
+        if root is None:
+            self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, host, op=self.MPI.SUM), what)
+        else:
+            self._wait(self.comm.Ibcast(host, root=root), what)
+        if xp is not np:
+            flat[...] = xp.asarray(host)
 
     def sum_arrays(self, arrays: Sequence[Array]) -> list[Array]:
         if not arrays:
             return []
-        xp = get_array_module(arrays[0])
-        host = np.concatenate([np.asarray(to_numpy(a), dtype=np.float64).reshape(-1) for a in arrays])
-        self._allreduce(host, "synchronized batch norm")
-        out, offset = [], 0
-        for a in arrays:
-            out.append(xp.asarray(host[offset : offset + a.size].reshape(a.shape), dtype=a.dtype))
-            offset += a.size
-        return out
+        flat = _pack(arrays)
+        self._exchange(flat, "synchronized batch norm")
+        return [piece.astype(a.dtype) for piece, a in zip(_pieces(flat, arrays), arrays)]
 
     def sum_host(self, values: Sequence[float]) -> np.ndarray:
         buf = np.array(values, dtype=np.float64)
-        self._allreduce(buf, "summing metrics")
+        self._exchange(buf, "summing metrics")
         return buf
 
     def any(self, flag: bool) -> bool:
@@ -268,13 +273,10 @@ class MPIGroup(Group):
     def broadcast_arrays(self, arrays: Sequence[Array]) -> None:
         if not arrays:
             return
-        xp = get_array_module(arrays[0])
-        host = np.concatenate([np.asarray(to_numpy(a), dtype=np.float64).reshape(-1) for a in arrays])
-        self._wait(self.comm.Ibcast(host, root=0), "broadcasting batch norm's running statistics")
-        offset = 0
-        for a in arrays:
-            a[...] = xp.asarray(host[offset : offset + a.size].reshape(a.shape), dtype=a.dtype)
-            offset += a.size
+        flat = _pack(arrays)
+        self._exchange(flat, "broadcasting batch norm's running statistics", root=0)
+        for piece, a in zip(_pieces(flat, arrays), arrays):
+            a[...] = piece
 
     def same_on_every_rank(self, values: Sequence[float]) -> bool:
         mine = np.asarray(values, dtype=np.float64)
@@ -309,11 +311,11 @@ class NCCLGroup(MPIGroup):
         self._types = {np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64}
         self._pending: tuple[Any, str] | None = None  # the last NCCL call's event, and what it was
 
-    def _reduce_flat(self, flat: Any, xp: Any) -> None:
-        if xp is np:
-            super()._reduce_flat(flat, xp)
-            return
-        self._nccl(flat, "the gradient all-reduce")
+    def _exchange(self, flat: Any, what: str, root: int | None = None) -> None:
+        if get_array_module(flat) is np:
+            super()._exchange(flat, what, root)
+        else:
+            self._nccl(flat, what, root)
 
     def _nccl(self, flat: Any, what: str, root: int | None = None) -> None:
         """Sum (or, with a ``root``, broadcast from it) the device array ``flat`` over the ranks in place,
@@ -342,30 +344,6 @@ class NCCLGroup(MPIGroup):
                     f"{self.timeout:g} s: a rank has died or hangs, so every rank stops"
                 )
         self._pending = None
-
-    def sum_arrays(self, arrays: Sequence[Array]) -> list[Array]:
-        if not arrays or get_array_module(arrays[0]) is np:
-            return super().sum_arrays(arrays)
-        xp = self.cupy
-        flat = xp.concatenate([a.astype(xp.float64).reshape(-1) for a in arrays])
-        self._nccl(flat, "synchronized batch norm")
-        out, offset = [], 0
-        for a in arrays:
-            out.append(flat[offset : offset + a.size].reshape(a.shape).astype(a.dtype))
-            offset += a.size
-        return out
-
-    def broadcast_arrays(self, arrays: Sequence[Array]) -> None:
-        if not arrays or get_array_module(arrays[0]) is np:
-            super().broadcast_arrays(arrays)
-            return
-        xp = self.cupy
-        flat = xp.concatenate([a.astype(xp.float64).reshape(-1) for a in arrays])
-        self._nccl(flat, "broadcasting batch norm's running statistics", root=0)
-        offset = 0
-        for a in arrays:
-            a[...] = flat[offset : offset + a.size].reshape(a.shape)
-            offset += a.size
 
 
 _WORLD: Group | None = None
