@@ -59,6 +59,10 @@ class LaunchError(RuntimeError):
     """The launcher started several ranks that cannot become one run (mpi4py missing, or another MPI's)."""
 
 
+#: seconds a rank waits after printing why it stops every rank, before MPI_Abort, so that the
+#: launcher forwards the message
+ABORT_PAUSE_SECONDS = 1.0
+
 #: seconds a rank polls a collective without pause (yielding its core to other processes between
 #: polls) before it polls once a millisecond: most collectives finish in microseconds
 SPIN_SECONDS = 0.05
@@ -287,6 +291,9 @@ class MPIGroup(Group):
 
     def abort(self, message: str, code: int = 3) -> None:
         print(message, file=sys.stderr, flush=True)
+        # MPI_Abort tears down the launcher's forwarding of output at once; without a pause the message
+        # can be lost on its way to mpiexec's terminal
+        time.sleep(ABORT_PAUSE_SECONDS)
         self.comm.Abort(code)
 
 
