@@ -241,8 +241,8 @@ def _shortcut(
 def _basic(
     units: Units, c_in: int, c_out: int, stride: int, size: tuple[int, int], rng: np.random.Generator, shortcut: str
 ) -> tuple[Residual, tuple[int, int]]:
-    """Two 3×3 weight layers and the sum (ResNet-18/20/34's block, :func:`~minibp.layers.basic_block`'s
-    layout), from ``units``; returns the block and its output's size."""
+    """Two 3×3 weight layers and the sum (:func:`basic_block`) from ``units``; returns the block and
+    its output's size."""
     conv1, mid = units.weight(c_in, c_out, 3, size, rng, stride=stride, padding=1, bias=False)
     conv2, out = units.weight(c_out, c_out, 3, mid, rng, padding=1, bias=False)
     main: list[Layer] = [conv1, *units.norm_act(c_out, mid), conv2]
@@ -255,8 +255,8 @@ def _basic(
 def _bottleneck(
     units: Units, c_in: int, width: int, stride: int, size: tuple[int, int], rng: np.random.Generator, shortcut: str
 ) -> tuple[Residual, tuple[int, int]]:
-    """1×1 down to ``width``, 3×3 (strided), 1×1 up to ``4·width`` (ResNet-50's block,
-    :func:`~minibp.layers.bottleneck_block`'s layout), from ``units``."""
+    """1×1 down to ``width``, 3×3 (strided), 1×1 up to ``4·width`` (:func:`bottleneck_block`) from
+    ``units``; returns the block and its output's size."""
     c_out = 4 * width
     conv1, s1 = units.weight(c_in, width, 1, size, rng, bias=False)
     conv2, s2 = units.weight(width, width, 3, s1, rng, stride=stride, padding=1, bias=False)
@@ -266,6 +266,60 @@ def _bottleneck(
         main += units.norm_layer(c_out, out, units.act())
     short = _shortcut(units, c_in, c_out, stride, size, rng, shortcut)
     return Residual(Sequential(main), short, units.post(c_out, out)), out
+
+
+def _block_units(
+    size: tuple[int, int] | None, conv: str, norm: str, activation: str, bn: str, dtype: str
+) -> tuple[Units, tuple[int, int]]:
+    units = make_units(conv, norm, activation, bn, dtype)
+    if size is None:
+        if units.conv == "local":
+            raise ValueError("a block of locally connected layers needs its input's size: pass size=(height, width)")
+        size = (1, 1)  # shared convolutions do not depend on it
+    return units, size
+
+
+def basic_block(
+    c_in: int,
+    c_out: int,
+    stride: int = 1,
+    *,
+    bn: str = "after",
+    shortcut: str = "projection",
+    conv: str = "shared",
+    norm: str = "batch",
+    activation: str = "relu",
+    size: tuple[int, int] | None = None,
+    rng: np.random.Generator,
+    dtype: str = "float32",
+) -> Residual:
+    """ResNet-18/20/34's block, two 3×3 weight layers and the sum. With batch norm ``bn="before"``
+    its activation: ``conv → BN → ReLU → conv → BN``, sum, ``ReLU``; ``"after"`` (the paper's
+    ResNets): ``conv → ReLU → BN → conv``, sum, ``ReLU → BN``. ``shortcut`` where the shape changes
+    (``SHORTCUTS``); ``conv``, ``norm``, ``activation`` choose the parts (:class:`Units`);
+    ``size``, the input's height and width, is needed by locally connected layers only."""
+    units, size = _block_units(size, conv, norm, activation, bn, dtype)
+    return _basic(units, c_in, c_out, stride, size, rng, shortcut)[0]
+
+
+def bottleneck_block(
+    c_in: int,
+    width: int,
+    stride: int = 1,
+    *,
+    bn: str = "after",
+    shortcut: str = "projection",
+    conv: str = "shared",
+    norm: str = "batch",
+    activation: str = "relu",
+    size: tuple[int, int] | None = None,
+    rng: np.random.Generator,
+    dtype: str = "float32",
+) -> Residual:
+    """ResNet-50's block: 1×1 down to ``width``, 3×3 (strided), 1×1 up to ``4·width``, and the sum;
+    the other arguments as :func:`basic_block`'s."""
+    units, size = _block_units(size, conv, norm, activation, bn, dtype)
+    return _bottleneck(units, c_in, width, stride, size, rng, shortcut)[0]
 
 
 def _stages(

@@ -21,12 +21,10 @@ from minibp.layers import (
     ReLU,
     Residual,
     SynapticScaling,
-    basic_block,
-    bottleneck_block,
 )
 from minibp.layers.pool import MaxPool2D
 from minibp.losses import SoftmaxCrossEntropy
-from minibp.models import CONV_MODELS, lenet, resnet20, resnet50
+from minibp.models import CONV_MODELS, basic_block, bottleneck_block, lenet, resnet20, resnet50
 from minibp.network import Network
 from minibp.rules import RULES
 
@@ -49,8 +47,8 @@ def assert_same_network(a, b):
 
 @pytest.mark.parametrize("bn", ["after", "before"])
 def test_the_standard_parts_build_the_resnet_of_the_block_functions(bn):
-    """Shared convolutions, batch norm and ReLU: ResNet-20 and ResNet-50 are the networks the block
-    functions of ``minibp.layers.residual`` make, weight for weight (the same draws in the same order)."""
+    """Shared convolutions, batch norm and ReLU: ResNet-20 and ResNet-50 are a stem, the public block
+    functions' blocks and a head, weight for weight (the same draws in the same order)."""
     rng = np.random.default_rng([3, 0])
     stem_norm = [BatchNorm(4, dtype="float32"), ReLU()] if bn == "before" else [ReLU(), BatchNorm(4, dtype="float32")]
     layers = [Conv2D(1, 4, 3, padding=1, bias=False, gain=ReLU.gain, rng=rng), *stem_norm]
@@ -76,6 +74,23 @@ def test_the_standard_parts_build_the_resnet_of_the_block_functions(bn):
     assert_same_network(
         resnet50((3, 16, 16), 10, width=2, bn=bn, seed=3), Network(layers + _head(c_in, 10, rng, "float32"))
     )
+
+
+@pytest.mark.parametrize(
+    ("bn", "main", "post"),
+    [
+        ("after", ["Conv2D", "ReLU", "BatchNorm", "Conv2D"], ["ReLU", "BatchNorm"]),  # the paper's Appendix D.3
+        ("before", ["Conv2D", "BatchNorm", "ReLU", "Conv2D", "BatchNorm"], ["ReLU"]),  # He et al.'s block
+    ],
+)
+def test_a_basic_block_with_the_standard_parts_has_the_published_layout(bn, main, post):
+    block = basic_block(4, 8, 2, bn=bn, rng=np.random.default_rng(0))
+    assert [type(layer).__name__ for layer in block.main.layers] == main
+    assert [type(layer).__name__ for layer in block.post.layers] == post
+    proj, norm = block.shortcut.layers
+    assert isinstance(norm, BatchNorm) and (proj.k, proj.stride, proj.c_out) == (1, 2, 8)
+    assert all(layer.b is None for layer in block.walk() if isinstance(layer, Conv2D))  # batch norm's β is the shift
+    assert basic_block(8, 8, bn=bn, rng=np.random.default_rng(0)).shortcut is None  # same shape: the identity
 
 
 def test_the_brain_like_lenet_is_local_scaled_and_bounded():

@@ -9,7 +9,7 @@ import pytest
 from conftest import CONV_CASES, channel_major, check_grad, cmp, naive_conv
 
 from minibp import get_rule
-from minibp.layers import Conv2D, Residual, Sequential
+from minibp.layers import Conv2D, LocalConv2D, Residual, Sequential
 from minibp.layers import conv as conv_module
 from minibp.layers.conv import conv2d, conv2d_transpose, conv2d_weight_grad
 from minibp.layers.conv_routes import ROUTES, col2im, im2col, pick_route, scratch, usable_routes
@@ -293,3 +293,19 @@ def test_a_resnet_hands_on_channel_major_memory_forward_and_back():
     for name, a in images:
         assert is_channel_major(a), f"{name} handed on an image with strides {a.strides}, not channel-major memory"
     assert all(is_channel_major(d) for d in deltas if d.ndim == 4)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (Conv2D, "Conv2D"),
+        (lambda **kw: LocalConv2D(in_size=(8, 8), **kw), "LocalConv2D"),
+    ],
+)
+@pytest.mark.parametrize(
+    "bad", [{"c_in": 0}, {"c_out": -1}, {"kernel": 0}, {"stride": 0}, {"padding": -1}], ids=lambda d: next(iter(d))
+)
+def test_a_convolution_refuses_a_geometry_it_cannot_have_and_names_itself(make, name, bad):
+    kw = {"c_in": 2, "c_out": 3, "kernel": 3, "stride": 1, "padding": 1, **bad}
+    with pytest.raises(ValueError, match=f"^{name} needs positive channels, kernel and stride and padding >= 0"):
+        make(**kw)

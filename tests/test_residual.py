@@ -8,16 +8,18 @@ import pytest
 from conftest import check_grad
 
 from minibp import get_rule
-from minibp.layers import Conv2D, Dense, GlobalAvgPool, basic_block, bottleneck_block
+from minibp.layers import Dense, GlobalAvgPool, WeightLayer
 from minibp.layers.container import FeedbackPass
 from minibp.layers.residual import ZeroPadShortcut
 from minibp.losses import SoftmaxCrossEntropy
-from minibp.models import lenet, resnet18, resnet20, resnet50
+from minibp.models import basic_block, bottleneck_block, lenet, resnet18, resnet20, resnet50
 from minibp.network import Network
 
 
 def _block_net(block, c_in, rng):
-    c_out = block.main.layers[-1].c_out if isinstance(block.main.layers[-1], Conv2D) else block.main.layers[-2].c_out
+    c_out = (
+        block.main.layers[-1].c_out if isinstance(block.main.layers[-1], WeightLayer) else block.main.layers[-2].c_out
+    )
     return Network([block, GlobalAvgPool(), Dense(c_out, 3, rng=rng, dtype="float64")])
 
 
@@ -29,8 +31,9 @@ def _block_net(block, c_in, rng):
         lambda rng, bn: basic_block(4, 6, 2, bn=bn, shortcut="zeropad", rng=rng, dtype="float64"),
         lambda rng, bn: bottleneck_block(4, 2, 2, bn=bn, rng=rng, dtype="float64"),
         lambda rng, bn: bottleneck_block(8, 2, 1, bn=bn, rng=rng, dtype="float64"),
+        lambda rng, bn: basic_block(4, 6, 2, bn=bn, conv="local", size=(6, 6), rng=rng, dtype="float64"),
     ],
-    ids=["basic", "basic-projection", "basic-zeropad", "bottleneck-projection", "bottleneck"],
+    ids=["basic", "basic-projection", "basic-zeropad", "bottleneck-projection", "bottleneck", "basic-local"],
 )
 @pytest.mark.parametrize("bn", ["before", "after"])
 def test_residual_block_gradients_under_backprop(make, bn):
@@ -86,3 +89,8 @@ def test_zero_padding_shortcut_is_he_et_als_option_a_and_its_backward_is_the_adj
     assert resnet20((3, 32, 32), 10).n_params() == 272_474
     with pytest.raises(ValueError, match="shortcut must be one of projection, zeropad"):
         resnet20((3, 32, 32), 10, shortcut="identity")
+
+
+def test_a_block_of_locally_connected_layers_asks_for_its_input_size():
+    with pytest.raises(ValueError, match="needs its input's size"):
+        basic_block(4, 4, conv="local", rng=np.random.default_rng(0))

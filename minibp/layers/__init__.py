@@ -8,7 +8,7 @@ from .dense import Dense
 from .local import LocalConv2D
 from .norm import BatchNorm
 from .pool import AvgPool2D, Flatten, GlobalAvgPool, MaxPool2D
-from .residual import Residual, basic_block, bottleneck_block
+from .residual import Residual
 from .scaling import SynapticScaling
 
 __all__ = [
@@ -33,7 +33,5 @@ __all__ = [
     "SynapticScaling",
     "Tanh",
     "WeightLayer",
-    "basic_block",
-    "bottleneck_block",
     "get_activation",
 ]

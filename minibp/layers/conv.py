@@ -37,7 +37,16 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Array, WeightLayer
-from .conv_routes import channels_first, col2im, conv2d_on_grid, im2col, out_size, pick_route, weight_grad_on_grid
+from .conv_routes import (
+    channels_first,
+    col2im,
+    conv2d_on_grid,
+    geometry,
+    im2col,
+    out_size,
+    pick_route,
+    weight_grad_on_grid,
+)
 
 __all__ = ["Conv2D", "conv2d", "conv2d_transpose", "conv2d_weight_grad", "out_size"]
 
@@ -133,13 +142,9 @@ class Conv2D(WeightLayer):
         self.keep_columns = bool(keep_columns)
         self.cols: Array | None = None
         self._mirror_cols: tuple[Array, Array] | None = None  # (noise, its columns) in mirror mode
-        if min(int(c_in), int(c_out), int(kernel), int(stride)) < 1 or int(padding) < 0:
-            raise ValueError(
-                f"Conv2D needs positive channels, kernel and stride and padding >= 0, got "
-                f"c_in={c_in}, c_out={c_out}, kernel={kernel}, stride={stride}, padding={padding}"
-            )
-        self.c_in, self.c_out, self.k = int(c_in), int(c_out), int(kernel)
-        self.stride, self.padding = int(stride), int(padding)
+        self.c_in, self.c_out, self.k, self.stride, self.padding = geometry(
+            "Conv2D", c_in, c_out, kernel, stride, padding
+        )
         self.init_weights((self.c_out, self.c_in, self.k, self.k), gain, bias, rng, dtype, name)
 
     def __repr__(self) -> str:

@@ -60,6 +60,18 @@ def out_size(size: int, k: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - k) // stride + 1
 
 
+def geometry(layer: str, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> tuple[int, ...]:
+    """A convolution's ``(c_in, c_out, kernel, stride, padding)`` as ints, checked: positive
+    channels, kernel and stride, and padding ``>= 0``; ``layer`` names the layer in the error."""
+    values = tuple(int(v) for v in (c_in, c_out, kernel, stride, padding))
+    if min(values[:4]) < 1 or values[4] < 0:
+        raise ValueError(
+            f"{layer} needs positive channels, kernel and stride and padding >= 0, got "
+            f"c_in={c_in}, c_out={c_out}, kernel={kernel}, stride={stride}, padding={padding}"
+        )
+    return values
+
+
 def usable_routes(op: str, k_shape: tuple[int, ...], stride: int, padding: int) -> tuple[str, ...]:
     """The routes that compute ``op`` (a key of :data:`ROUTES`) for this kernel, stride and padding:
     the reference always; the fast route with stride 1 (and, for ``"flipped"``, a square kernel

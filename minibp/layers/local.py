@@ -35,7 +35,7 @@ import numpy as np
 
 from ..backend import get_array_module, get_backend
 from .base import Array, WeightLayer
-from .conv_routes import channel_major_pad, out_size
+from .conv_routes import channel_major_pad, geometry, out_size
 
 __all__ = ["LocalConv2D", "local_col2im", "local_cols", "local_forward", "local_transpose", "local_weight_grad"]
 
@@ -144,15 +144,11 @@ class LocalConv2D(WeightLayer):
         keep_columns: bool = False,
     ) -> None:
         super().__init__()
-        if min(int(c_in), int(c_out), int(kernel), int(stride)) < 1 or int(padding) < 0:
-            raise ValueError(
-                f"LocalConv2D needs positive channels, kernel and stride and padding >= 0, got "
-                f"c_in={c_in}, c_out={c_out}, kernel={kernel}, stride={stride}, padding={padding}"
-            )
+        self.c_in, self.c_out, self.k, self.stride, self.padding = geometry(
+            "LocalConv2D", c_in, c_out, kernel, stride, padding
+        )
         if len(in_size) != 2 or min(in_size) < 1:
             raise ValueError(f"LocalConv2D needs the input's (height, width), got in_size={in_size}")
-        self.c_in, self.c_out, self.k = int(c_in), int(c_out), int(kernel)
-        self.stride, self.padding = int(stride), int(padding)
         self.in_size = (int(in_size[0]), int(in_size[1]))
         self.out_size = tuple(out_size(s, self.k, self.stride, self.padding) for s in self.in_size)
         if min(self.out_size) < 1:

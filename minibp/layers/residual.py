@@ -16,18 +16,15 @@ Where the shape changes, the shortcut is a setting too (``SHORTCUTS``):
   with feedback weights of its own under every rule;
 * ``"zeropad"``: the parameter-free shortcut of He et al.'s CIFAR networks (option A): the input
   subsampled by the stride, its extra channels zeros (:class:`ZeroPadShortcut`).
+
+:func:`minibp.models.basic_block` and :func:`minibp.models.bottleneck_block` build the blocks.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..backend import get_array_module
-from .activations import ReLU
 from .base import Array, Layer
 from .container import Container, FeedbackPass, Sequential
-from .conv import Conv2D
-from .norm import BatchNorm
 
 BN_PLACEMENTS = ("before", "after")
 SHORTCUTS = ("projection", "zeropad")
@@ -95,80 +92,3 @@ class ZeroPadShortcut(Layer):
         dx = get_array_module(dy).zeros(self.x_shape, dtype=dy.dtype)
         dx[:, :, :: self.stride, :: self.stride] = dy[:, : self.c_in]
         return dx
-
-
-def _conv(c_in: int, c_out: int, k: int, stride: int, rng: np.random.Generator, dtype: str) -> Conv2D:
-    return Conv2D(c_in, c_out, k, stride=stride, padding=k // 2, bias=False, gain=ReLU.gain, rng=rng, dtype=dtype)
-
-
-def _norm_relu(c: int, bn: str, dtype: str) -> list[Layer]:
-    return [BatchNorm(c, dtype=dtype), ReLU()] if bn == "before" else [ReLU(), BatchNorm(c, dtype=dtype)]
-
-
-def _shortcut(
-    c_in: int, c_out: int, stride: int, rng: np.random.Generator, dtype: str, kind: str = "projection"
-) -> Sequential | None:
-    if stride == 1 and c_in == c_out:
-        return None
-    if kind not in SHORTCUTS:
-        raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {kind!r}")
-    if kind == "zeropad":
-        return Sequential([ZeroPadShortcut(c_in, c_out, stride)])
-    return Sequential([_conv(c_in, c_out, 1, stride, rng, dtype), BatchNorm(c_out, dtype=dtype)])
-
-
-def _post(c: int, bn: str, dtype: str) -> Sequential:
-    return Sequential([ReLU()] if bn == "before" else [ReLU(), BatchNorm(c, dtype=dtype)])
-
-
-def _check_bn(bn: str) -> None:
-    if bn not in BN_PLACEMENTS:
-        raise ValueError(f"batch-norm placement must be 'before' or 'after' the ReLU, got {bn!r}")
-
-
-def basic_block(
-    c_in: int,
-    c_out: int,
-    stride: int = 1,
-    *,
-    bn: str = "after",
-    shortcut: str = "projection",
-    rng: np.random.Generator,
-    dtype: str = "float32",
-) -> Residual:
-    """Two 3×3 convolutions (ResNet-18/20/34); ``shortcut`` where the shape changes (``SHORTCUTS``)."""
-    _check_bn(bn)
-    main = [
-        _conv(c_in, c_out, 3, stride, rng, dtype),
-        *_norm_relu(c_out, bn, dtype),
-        _conv(c_out, c_out, 3, 1, rng, dtype),
-    ]
-    if bn == "before":
-        main.append(BatchNorm(c_out, dtype=dtype))
-    short = _shortcut(c_in, c_out, stride, rng, dtype, shortcut)
-    return Residual(Sequential(main), short, _post(c_out, bn, dtype))
-
-
-def bottleneck_block(
-    c_in: int,
-    width: int,
-    stride: int = 1,
-    *,
-    expansion: int = 4,
-    bn: str = "after",
-    rng: np.random.Generator,
-    dtype: str = "float32",
-) -> Residual:
-    """1×1 down to ``width``, 3×3 (strided), 1×1 up to ``expansion · width`` (ResNet-50)."""
-    _check_bn(bn)
-    c_out = width * expansion
-    main = [
-        _conv(c_in, width, 1, 1, rng, dtype),
-        *_norm_relu(width, bn, dtype),
-        _conv(width, width, 3, stride, rng, dtype),
-        *_norm_relu(width, bn, dtype),
-        _conv(width, c_out, 1, 1, rng, dtype),
-    ]
-    if bn == "before":
-        main.append(BatchNorm(c_out, dtype=dtype))
-    return Residual(Sequential(main), _shortcut(c_in, c_out, stride, rng, dtype), _post(c_out, bn, dtype))
