@@ -1,0 +1,45 @@
+"""benchmarks/angle_causes.py, the diagnosis of a run's last matrix angles, on a tiny ResNet-20 run:
+KP's remaining ``W − Bᵀ`` is exactly what its decay leaves, and the weight mirror's fixed point
+with bias-blocking has nearly no angle."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minibp import TrainConfig, compare
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "angle_causes.py"
+
+
+@pytest.fixture(scope="module")
+def causes():
+    spec = importlib.util.spec_from_file_location("angle_causes", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(model="resnet20", width=2, blocks=1, epochs=1, dtype="float64", wm_bias_blocking=False)
+    compare(config, ["wm", "kp"], out=out, progress=False, plot=False)
+    return out
+
+
+def test_kp_keeps_exactly_what_its_decay_leaves_of_w_minus_bt(causes, run):
+    found = causes.kp_decay(run / "kp")
+    assert 0.5 < found["decay_leaves"] < 0.999  # some decay acted, not all
+    for row in found["layers"]:
+        assert row["D_end_over_D_start"] == pytest.approx(found["decay_leaves"], rel=1e-6), row["layer"]
+
+
+def test_the_mirror_with_bias_blocking_settles_near_w_transposed(causes, run):
+    found = causes.wm_fixed_points(run / "wm", passes=100)
+    assert found["bias_blocking_in_run"] is False
+    assert max(found["fixed_point_with_blocking"]) < 5
+    assert np.mean(found["last"]) > np.mean(found["fixed_point_with_blocking"])  # one epoch leaves lag
