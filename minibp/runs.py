@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,23 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def as_read_now(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved run's settings as minibp reads them today: a setting added after the run was saved
+    takes the default it has for the run's model (``norm`` is ``"none"`` for ``cnn``, ``"batch"`` for
+    the ResNets), as when the run loads; keys minibp does not know are kept as they are."""
+    known = {f.name for f in fields(TrainConfig)}
+    try:
+        read = TrainConfig(**{k: v for k, v in saved.items() if k in known}).to_dict()
+    except (TypeError, ValueError):  # settings that no longer load: compare them as written
+        read = {**TrainConfig().to_dict(), **saved}
+    return {**read, **{k: v for k, v in saved.items() if k not in known}}
+
+
 def settings_diff(saved: Mapping[str, Any], config: TrainConfig) -> str:
     """The settings in which ``config`` differs from a saved run's ``saved`` ones, as text ("" if none);
     :data:`RUNTIME_SETTINGS` don't count."""
     now = config.to_dict()
-    # a setting added to minibp after the run was saved counts as its default
-    saved = {**TrainConfig().to_dict(), **saved}
+    saved = as_read_now(saved)
     diff = sorted(k for k in set(saved) | set(now) if k not in RUNTIME_SETTINGS and saved.get(k) != now.get(k))
     return ", ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in diff)
 

@@ -153,6 +153,22 @@ def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(digits, t
         train(cfg, data=digits, out=tmp_path, progress=False, resume=True)
 
 
+def test_a_run_saved_before_a_model_dependent_setting_existed_resumes(digits, tmp_path):
+    """``norm``'s default depends on the model ("none" for cnn): a config.json without it reads as the
+    cnn it trained, not as the unresolved default, so the run resumes, and only a real change is refused."""
+    cfg = TrainConfig(model="cnn", width=2, epochs=1, batch_size=64, probe_size=64)
+    train(cfg, data=digits, out=tmp_path, progress=False)
+    path = tmp_path / "bp" / "config.json"
+    saved = json.loads(path.read_text())
+    for key in ("conv", "norm", "blocks"):
+        del saved[key]
+    path.write_text(json.dumps(saved))
+    _, again = train(cfg, data=digits, out=tmp_path, progress=False, resume=True)
+    assert len(again) == 2
+    with pytest.raises(ValueError, match=r"cannot resume .*norm: saved 'none', now 'scaling'"):
+        train(TrainConfig(**{**cfg.to_dict(), "norm": "scaling"}), data=digits, out=tmp_path, resume=True)
+
+
 def test_checkpoint_writes_are_atomic_and_damage_is_reported(digits, tmp_path, monkeypatch):
     cfg = TrainConfig(rule="kp", **{**SMALL, "epochs": 1})
     net, _ = train(cfg, data=digits, out=tmp_path, progress=False)
