@@ -34,6 +34,17 @@ other), then prints each rule's final and best test error as the mean ± the sam
 deviation over the seeds, with every seed's value, and writes them to ``<out>/summary.json``.
 The targets are checked on the means.
 
+``--first-seed S`` starts the seeds at ``S`` instead of the preset's (``--seeds 2 --first-seed 1``:
+seeds 1 and 2), to add seeds to a table whose first ones were trained before.
+
+``--tabulate DIR...`` trains nothing: it reads the finished runs in the given folders (a
+comparison's ``--out``, a folder of ``seed-<s>/`` comparisons, or a committed artefact folder under
+``benchmarks/results/``: ``<rule>/metrics.jsonl`` and ``<rule>/config.json`` are all it needs), takes
+each run's seed from its ``config.json``, and prints the table over those seeds. Every run must
+have the task's settings (those ``--epochs`` gives) but for its seed; a rule twice under one seed
+is refused. So a table whose seeds were trained at different times, and any table from its
+committed artefacts, can be checked by one command.
+
 ``--jobs N`` trains N runs (a rule under one seed) at a time, each in its own process with
 ``--threads`` BLAS threads (default 1). For these small networks that uses the cores better than one process
 with many BLAS threads: on 2 cores, two LeNet runs side by side, one thread each, took about
@@ -61,7 +72,7 @@ from common import write_json
 from minibp import Comparison, TrainConfig, compare
 from minibp.presets import PRESETS
 from minibp.rules import PAPER_RULES
-from minibp.runs import read_plan, write_plan
+from minibp.runs import read_plan, settings_diff, write_plan
 
 #: published numbers, as test error in percent, per task and rule
 PUBLISHED = {
@@ -179,6 +190,39 @@ def run_in_processes(
     return histories, failed
 
 
+def finished_runs(dirs: list[Path], plans: dict[str, TrainConfig]) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    """The histories of the finished runs of ``plans``' rules in ``dirs`` (each a comparison's
+    folder or a folder of ``seed-<s>/`` comparisons), per seed (read from each run's config.json)
+    and rule. Raises ValueError where a run's settings differ from its plan's but for the seed, where
+    a rule has two runs under one seed, or where a run stopped before its last epoch."""
+    found: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    where: dict[tuple[int, str], Path] = {}
+    for top in dirs:
+        if not top.is_dir():
+            raise ValueError(f"--tabulate: {top} is not a folder")
+        comparisons = sorted(d for d in top.glob("seed-*") if d.is_dir()) or [top]
+        for folder in comparisons:
+            for rule, plan in plans.items():
+                run = folder / rule
+                if not (run / "metrics.jsonl").is_file():
+                    continue
+                saved = json.loads((run / "config.json").read_text())
+                seed = int(saved.get("seed", TrainConfig().seed))
+                differ = settings_diff(saved, dataclasses.replace(plan, seed=seed))
+                if differ:
+                    raise ValueError(f"--tabulate: {run} was trained with other settings ({differ})")
+                if (seed, rule) in where:
+                    raise ValueError(f"--tabulate: {rule} under seed {seed} twice, in {where[seed, rule]} and {run}")
+                history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+                if history[-1]["epoch"] < plan.epochs and "diverged" not in history[-1]:
+                    raise ValueError(f"--tabulate: {run} stopped at epoch {history[-1]['epoch']} of {plan.epochs}")
+                where[seed, rule] = run
+                found.setdefault(seed, {})[rule] = history
+    if not found:
+        raise ValueError(f"--tabulate: no run of {', '.join(plans)} in {', '.join(map(str, dirs))}")
+    return found
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """The mean and the sample standard deviation (n − 1 in the denominator; NaN for one value)."""
     if not values:
@@ -216,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="rules trained at once, each in its own process")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads per process with --jobs > 1")
     p.add_argument("--seeds", type=int, default=1, help="seeds per rule: the preset's and the next K-1")
+    p.add_argument("--first-seed", type=int, help="the first of the --seeds seeds (default: the preset's)")
+    p.add_argument("--tabulate", type=Path, nargs="+", metavar="DIR", help="tabulate the finished runs in DIR...")
     p.add_argument("--seed", type=int, help=argparse.SUPPRESS)  # internal: a child's seed
     p.add_argument("--histories", type=Path, help=argparse.SUPPRESS)  # internal: a child's results
     args = p.parse_args(argv)
@@ -231,13 +277,22 @@ def main(argv: list[str] | None = None) -> int:
     schedule = f"{config.epochs} epochs" + (f", milestones {list(config.milestones)}" if config.milestones else "")
     schedule += " (the full schedule)" if config.epochs == full else f" (shortened from {full})"
     out = args.out or Path("runs") / f"repro-{args.task}"
-    seeds = [args.seed] if args.seed is not None else [config.seed + i for i in range(args.seeds)]
+    first = config.seed if args.first_seed is None else args.first_seed
+    seeds = [args.seed] if args.seed is not None else [first + i for i in range(args.seeds)]
     folders = {seed: seed_folder(out, seed, args.seeds) for seed in seeds}
     t0 = time.perf_counter()
     failed: list[tuple[int, str]] = []
     per_rule = {r: dict(v) for r, v in preset.rule_settings.items()}
     histories: dict[int, dict[str, list[dict[str, Any]]]] = {}
-    if args.jobs > 1:  # the children share each seed's folder: its compare.json is written here, once
+    if args.tabulate:
+        plans = {r: dataclasses.replace(config, rule=r, **per_rule.get(r, {})) for r in args.rules}
+        try:
+            histories = finished_runs(args.tabulate, plans)
+        except ValueError as e:
+            p.error(str(e))
+        seeds = sorted(histories)
+        out = Path(", ".join(str(d) for d in args.tabulate))
+    elif args.jobs > 1:  # the children share each seed's folder: its compare.json is written here, once
         for seed, folder in folders.items():
             cfg = dataclasses.replace(config, seed=seed)
             plans = {r: dataclasses.replace(cfg, rule=r, **per_rule.get(r, {})) for r in args.rules}
@@ -318,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {c['claim']:<48} {c['shown']:<22} {'yes' if c['holds'] else 'NO'}")
     table = {"task": args.task, "schedule": schedule, "seeds": seeds, "minutes": minutes, "rows": rows}
     table["claims"] = checked
-    if several and args.histories is None:
+    if several and args.histories is None and not args.tabulate:
         write_json(out / "summary.json", table)
     write_json(args.json, table)
     return 1 if failed else 0
