@@ -1,6 +1,6 @@
 """Where a finished run's last matrix angles come from, layer by layer, from its final checkpoint.
 
-    python benchmarks/angle_causes.py RUN_FOLDER [--rules wm kp] [--passes 150] [--json FILE]
+    python benchmarks/angle_causes.py RUN_FOLDER [--rules wm kp fa] [--passes 150] [--json FILE]
 
 ``RUN_FOLDER`` is a comparison's ``--out`` (``<rule>/checkpoint.npz`` and ``config.json`` in it).
 
@@ -19,6 +19,10 @@
   the start. A KP angle is ``≈ atan(‖W − Bᵀ‖ / ‖W‖)``: it stays large when too little decay has
   acted, or when ``‖W‖`` shrank (batch norm after the ReLU makes a convolution's ``W``
   scale-free, so decay shrinks it as well).
+* **FA.** ``B`` never changes, so an angle below 90° means ``W`` has come into line with ``Bᵀ``
+  (Lillicrap et al. 2016's alignment). Per layer: the angle of ``B`` to ``W``'s change over the run,
+  ``W − W₀`` (the part training wrote), and to the initial ``W₀``, with ``‖W − W₀‖ / ‖W‖``: a
+  layer whose change lies near ``Bᵀ`` and makes up much of ``W`` has aligned by learning.
 
 Nothing is trained and the run folder is only read. The data set is loaded for its shapes and for
 the probe batch that shapes some rules' feedback weights.
@@ -38,7 +42,7 @@ import numpy as np
 
 from minibp import TrainConfig
 from minibp.checkpoint import load_checkpoint
-from minibp.metrics import matrix_angles
+from minibp.metrics import angle, matrix_angles
 from minibp.network import Network
 from minibp.optim import get_schedule
 from minibp.train import build_model, load_data, make_optimizer
@@ -108,10 +112,26 @@ def kp_decay(folder: Path) -> dict[str, Any]:
     return {"decay_leaves": kp_left(config, steps), "last": matrix_angles(net, rule), "layers": rows}
 
 
+def fa_alignment(folder: Path) -> dict[str, Any]:
+    _, rule, net, _, start = load_run(folder)
+    rows = []
+    for a, b in zip(start.weight_layers, net.weight_layers, strict=True):
+        w0, w1, fb = rule.alignment_target(start, a), rule.alignment_target(net, b), rule.feedback_matrix(b)
+        rows.append(
+            {
+                "layer": b.name,
+                "B_to_change": angle(fb, w1 - w0),
+                "B_to_start": angle(fb, w0),
+                "change_over_W": float(np.linalg.norm(w1 - w0) / np.linalg.norm(w1)),
+            }
+        )
+    return {"last": matrix_angles(net, rule), "layers": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="a comparison's --out folder")
-    p.add_argument("--rules", nargs="+", default=["wm", "kp"], choices=["wm", "kp"])
+    p.add_argument("--rules", nargs="+", default=["wm", "kp", "fa"], choices=["wm", "kp", "fa"])
     p.add_argument("--passes", type=int, default=150, help="mirror passes to the fixed point (λ_B = 0.05 each)")
     p.add_argument("--json", type=Path, help="also write every number here")
     args = p.parse_args(argv)
@@ -128,6 +148,15 @@ def main(argv: list[str] | None = None) -> int:
             print("  last epoch of the run:            " + " ".join(f"{a:4.0f}" for a in r["last"]))
             for key, name in (("fixed_point_without_blocking", "without"), ("fixed_point_with_blocking", "with")):
                 print(f"  fixed point {name:>7} bias-blocking: " + " ".join(f"{a:4.0f}" for a in r[key]))
+        elif rule == "fa":
+            r = found["fa"] = fa_alignment(folder)
+            print("FA: angles of B, degrees, to W's change over the run and to W at the start")
+            print(f"  {'layer':<12} {'angle':>6} {'to W − W₀':>10} {'to W₀':>6} {'‖W − W₀‖/‖W‖':>13}")
+            for a, row in zip(r["last"], r["layers"], strict=True):
+                print(
+                    f"  {row['layer']:<12} {a:6.1f} {row['B_to_change']:10.1f} {row['B_to_start']:6.1f} "
+                    f"{row['change_over_W']:13.2f}"
+                )
         else:
             r = found["kp"] = kp_decay(folder)
             print(f"KP: decay alone leaves {r['decay_leaves']:.2e} of W − Bᵀ over the run")

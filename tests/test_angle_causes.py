@@ -1,10 +1,11 @@
 """benchmarks/angle_causes.py, the diagnosis of a run's last matrix angles, on a tiny ResNet-20 run:
 KP's remaining ``W − Bᵀ`` is exactly what its decay leaves, and the weight mirror's fixed point
-with bias-blocking has nearly no angle."""
+with bias-blocking has nearly no angle, and FA's start, rebuilt from the seed, is the run's own."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ def causes():
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     config = TrainConfig(model="resnet20", width=2, blocks=1, epochs=1, dtype="float64", wm_bias_blocking=False)
-    compare(config, ["wm", "kp"], out=out, progress=False, plot=False)
+    compare(config, ["wm", "kp", "fa"], out=out, progress=False, plot=False)
     return out
 
 
@@ -43,3 +44,12 @@ def test_the_mirror_with_bias_blocking_settles_near_w_transposed(causes, run):
     assert found["bias_blocking_in_run"] is False
     assert max(found["fixed_point_with_blocking"]) < 5
     assert np.mean(found["last"]) > np.mean(found["fixed_point_with_blocking"])  # one epoch leaves lag
+
+
+def test_fa_s_rebuilt_start_is_the_runs_epoch_0(causes, run):
+    found = causes.fa_alignment(run / "fa")
+    first = json.loads((run / "fa" / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["epoch"] == 0
+    start = [row["B_to_start"] for row in found["layers"]]
+    np.testing.assert_allclose(start, first["matrix_angle"], atol=1e-6)  # B never changed; W₀ rebuilt exactly
+    assert all(0 < row["change_over_W"] for row in found["layers"])
