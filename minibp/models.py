@@ -293,9 +293,9 @@ def basic_block(
     rng: np.random.Generator,
     dtype: str = "float32",
 ) -> Residual:
-    """ResNet-18/20/34's block, two 3×3 weight layers and the sum. With batch norm ``bn="before"``
-    its activation: ``conv → BN → ReLU → conv → BN``, sum, ``ReLU``; ``"after"`` (the paper's
-    ResNets): ``conv → ReLU → BN → conv``, sum, ``ReLU → BN``. ``shortcut`` where the shape changes
+    """ResNet-18/20/34's block, two 3×3 weight layers and the sum. ``bn="before"`` puts batch norm
+    before the activation, ``conv → BN → ReLU → conv → BN``, sum, ``ReLU`` (He et al.'s block);
+    ``"after"`` puts it after, ``conv → ReLU → BN → conv``, sum, ``ReLU → BN`` (the paper's ResNets). ``shortcut`` where the shape changes
     (``SHORTCUTS``); ``conv``, ``norm``, ``activation`` choose the parts (:class:`Units`);
     ``size``, the input's height and width, is needed by locally connected layers only."""
     units, size = _block_units(size, conv, norm, activation, bn, dtype)
