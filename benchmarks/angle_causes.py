@@ -20,9 +20,10 @@
   acted, or when ``‖W‖`` shrank (batch norm after the ReLU makes a convolution's ``W``
   scale-free, so decay shrinks it as well).
 * **FA.** ``B`` never changes, so an angle below 90° means ``W`` has come into line with ``Bᵀ``
-  (Lillicrap et al. 2016's alignment). Per layer: the angle of ``B`` to ``W``'s change over the run,
-  ``W − W₀`` (the part training wrote), and to the initial ``W₀``, with ``‖W − W₀‖ / ‖W‖``: a
-  layer whose change lies near ``Bᵀ`` and makes up much of ``W`` has aligned by learning.
+  (Lillicrap et al. 2016's alignment). SGD with momentum and decay is linear in ``W``, so the final
+  ``W = c W₀ + G``: ``c`` (:func:`kp_left`) is what decay leaves of the start, and ``G`` is what the
+  gradients wrote. Per layer: the angle of ``B`` to ``G`` and to ``W₀``, and ``‖c W₀‖ / ‖W‖``, the
+  share of the final ``W`` that is still its start.
 
 Nothing is trained and the run folder is only read. The data set is loaded for its shapes and for
 the probe batch that shapes some rules' feedback weights.
@@ -113,19 +114,20 @@ def kp_decay(folder: Path) -> dict[str, Any]:
 
 
 def fa_alignment(folder: Path) -> dict[str, Any]:
-    _, rule, net, _, start = load_run(folder)
+    config, rule, net, data, start = load_run(folder)
+    c = kp_left(config, math.ceil(data.n_train / config.batch_size))
     rows = []
     for a, b in zip(start.weight_layers, net.weight_layers, strict=True):
         w0, w1, fb = rule.alignment_target(start, a), rule.alignment_target(net, b), rule.feedback_matrix(b)
         rows.append(
             {
                 "layer": b.name,
-                "B_to_change": angle(fb, w1 - w0),
+                "B_to_learned": angle(fb, w1 - c * w0),
                 "B_to_start": angle(fb, w0),
-                "change_over_W": float(np.linalg.norm(w1 - w0) / np.linalg.norm(w1)),
+                "start_share": float(c * np.linalg.norm(w0) / np.linalg.norm(w1)),
             }
         )
-    return {"last": matrix_angles(net, rule), "layers": rows}
+    return {"decay_leaves": c, "last": matrix_angles(net, rule), "layers": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,12 +152,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  fixed point {name:>7} bias-blocking: " + " ".join(f"{a:4.0f}" for a in r[key]))
         elif rule == "fa":
             r = found["fa"] = fa_alignment(folder)
-            print("FA: angles of B, degrees, to W's change over the run and to W at the start")
-            print(f"  {'layer':<12} {'angle':>6} {'to W − W₀':>10} {'to W₀':>6} {'‖W − W₀‖/‖W‖':>13}")
+            print(f"FA: W = c W₀ + G with c = {r['decay_leaves']:.2e}; angles of B (degrees) to G and to W₀")
+            print(f"  {'layer':<12} {'angle':>6} {'to G':>6} {'to W₀':>6} {'‖c W₀‖/‖W‖':>11}")
             for a, row in zip(r["last"], r["layers"], strict=True):
                 print(
-                    f"  {row['layer']:<12} {a:6.1f} {row['B_to_change']:10.1f} {row['B_to_start']:6.1f} "
-                    f"{row['change_over_W']:13.2f}"
+                    f"  {row['layer']:<12} {a:6.1f} {row['B_to_learned']:6.1f} {row['B_to_start']:6.1f} "
+                    f"{row['start_share']:11.2e}"
                 )
         else:
             r = found["kp"] = kp_decay(folder)

@@ -52,4 +52,4 @@ def test_fa_s_rebuilt_start_is_the_runs_epoch_0(causes, run):
     assert first["epoch"] == 0
     start = [row["B_to_start"] for row in found["layers"]]
     np.testing.assert_allclose(start, first["matrix_angle"], atol=1e-6)  # B never changed; W₀ rebuilt exactly
-    assert all(0 < row["change_over_W"] for row in found["layers"])
+    assert 0 < found["decay_leaves"] < 1 and all(0 < row["start_share"] for row in found["layers"])
