@@ -12,7 +12,9 @@
   per column), so the angle it reaches with the run's setting is what the fixed point allows; what
   the run's last angle has beyond it is lag behind a moving ``W`` and the noise of the run's
   smaller passes. The angle with bias-blocking on is what eq (12)'s equal factors give: the
-  difference between the two is eq (11)'s doing.
+  difference between the two is eq (11)'s doing. Eq (11) scales column ``i`` by the mean slope
+  ``E[φ'(w_i·y + c_i)]``, for ReLU ``Φ(c_i / (σ‖w_i‖))``, so a larger noise ``--sigma`` brings every
+  column's factor toward ``φ'(0)`` and the fixed point toward ``Wᵀ`` without bias-blocking.
 * **KP.** ``‖W − Bᵀ‖`` at the end against the start (both rebuilt from the seed: the run's initial
   weights and feedback weights), against what the decay alone leaves (``W − Bᵀ``'s recurrence with
   momentum, iterated with the run's learning rates: :func:`kp_left`), and ``‖W‖`` at the end against
@@ -82,15 +84,15 @@ def load_run(folder: Path) -> tuple[TrainConfig, Any, Network, Any, Network]:
     return config, rule, net, data, start
 
 
-def wm_fixed_points(folder: Path, passes: int) -> dict[str, Any]:
+def wm_fixed_points(folder: Path, passes: int, sigma: float | None = None) -> dict[str, Any]:
     config, rule, net, _, _ = load_run(folder)
     last = matrix_angles(net, rule)
     saved_b = [layer.params["B"].copy() for layer in net.weight_layers]
-    out: dict[str, Any] = {"bias_blocking_in_run": rule.bias_blocking, "last": last}
+    out: dict[str, Any] = {"bias_blocking_in_run": rule.bias_blocking, "sigma": sigma or rule.sigma, "last": last}
     for blocking in (rule.bias_blocking, not rule.bias_blocking):
         for layer, b in zip(net.weight_layers, saved_b, strict=True):
             layer.params["B"][...] = b
-        mirror = dataclasses.replace(rule, bias_blocking=blocking, **MIRROR)
+        mirror = dataclasses.replace(rule, bias_blocking=blocking, **MIRROR, sigma=sigma or rule.sigma)
         mirror.load_state({"steps": 0, "passes": 10**6})  # noise the run never drew
         for _ in range(passes):
             mirror.mirror(net)
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path, help="a comparison's --out folder")
     p.add_argument("--rules", nargs="+", default=["wm", "kp", "fa"], choices=["wm", "kp", "fa"])
     p.add_argument("--passes", type=int, default=150, help="mirror passes to the fixed point (λ_B = 0.05 each)")
+    p.add_argument("--sigma", type=float, help="the mirror noise's σ for the fixed points (default: the run's)")
     p.add_argument("--json", type=Path, help="also write every number here")
     args = p.parse_args(argv)
     found: dict[str, Any] = {}
@@ -144,10 +147,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"angle_causes: no {folder}/checkpoint.npz; skipping {rule}", file=sys.stderr)
             continue
         if rule == "wm":
-            r = found["wm"] = wm_fixed_points(folder, args.passes)
+            r = found["wm"] = wm_fixed_points(folder, args.passes, args.sigma)
             blocked = "with" if r["bias_blocking_in_run"] else "without"
             print(f"WM ({blocked} bias-blocking in the run): matrix angles per layer, input to output, degrees")
             print("  last epoch of the run:            " + " ".join(f"{a:4.0f}" for a in r["last"]))
+            print(f"  fixed points at the final weights, mirror noise of σ = {r['sigma']:g}:")
             for key, name in (("fixed_point_without_blocking", "without"), ("fixed_point_with_blocking", "with")):
                 print(f"  fixed point {name:>7} bias-blocking: " + " ".join(f"{a:4.0f}" for a in r[key]))
         elif rule == "fa":
