@@ -295,9 +295,10 @@ def basic_block(
 ) -> Residual:
     """ResNet-18/20/34's block, two 3×3 weight layers and the sum. ``bn="before"`` puts batch norm
     before the activation, ``conv → BN → ReLU → conv → BN``, sum, ``ReLU`` (He et al.'s block);
-    ``"after"`` puts it after, ``conv → ReLU → BN → conv``, sum, ``ReLU → BN`` (the paper's ResNets). ``shortcut`` where the shape changes
-    (``SHORTCUTS``); ``conv``, ``norm``, ``activation`` choose the parts (:class:`Units`);
-    ``size``, the input's height and width, is needed by locally connected layers only."""
+    ``"after"`` puts it after, ``conv → ReLU → BN → conv``, sum, ``ReLU → BN`` (the paper's
+    ResNets). ``shortcut`` where the shape changes (``SHORTCUTS``); ``conv``, ``norm``,
+    ``activation`` choose the parts (:class:`Units`); ``size``, the input's height and width, is
+    needed by locally connected layers only."""
     units, size = _block_units(size, conv, norm, activation, bn, dtype)
     return _basic(units, c_in, c_out, stride, size, rng, shortcut)[0]
 
