@@ -36,12 +36,12 @@ from conftest import (
 )
 
 from minibp import SGD, get_rule, set_backend, to_numpy, train_step
-from minibp.layers import Conv2D, Dense, GlobalAvgPool, ReLU, basic_block, bottleneck_block
+from minibp.layers import Conv2D, Dense, GlobalAvgPool, ReLU
 from minibp.layers.container import FeedbackPass
 from minibp.layers.conv import conv2d, conv2d_transpose, conv2d_weight_grad
 from minibp.losses import MeanSquaredError, SoftmaxCrossEntropy
 from minibp.metrics import accuracy, angle, delta_angles, matrix_angles
-from minibp.models import resnet20
+from minibp.models import basic_block, bottleneck_block, resnet20
 from minibp.network import Network
 from minibp.rules import RULES, BatchRandomSignFeedback, WeightMirror
 from minibp.rules.family import AlignmentRule
