@@ -238,8 +238,9 @@ def finished_runs(dirs: list[Path], plans: dict[str, TrainConfig]) -> dict[int, 
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
-    """The mean and the sample standard deviation (n − 1 in the denominator; NaN for one value)."""
-    if not values:
+    """The mean and the sample standard deviation (n − 1 in the denominator; NaN for one value).
+    Both are NaN where a value is: a layer whose angle has no counterpart (DFA's convolutions)."""
+    if not values or any(math.isnan(v) for v in values):
         return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
 

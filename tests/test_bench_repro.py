@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minibp import TrainConfig
@@ -67,3 +68,11 @@ def test_tabulate_refuses_what_would_make_a_wrong_table(bench, tmp_path, second,
     second(tmp_path / "b")
     with pytest.raises(ValueError, match=message):
         bench.finished_runs([tmp_path / "a", tmp_path / "b"], {"bp": dataclasses.replace(PLAN, rule="bp")})
+
+
+def test_a_layer_without_an_angle_stays_without_one_over_the_seeds(bench):
+    """DFA has no matrix angle where a convolution lies between a layer and the output (NaN)."""
+    run = [{"epoch": 1, "test_accuracy": 0.9, "matrix_angle": [float("nan"), 30.0], "delta_angle": [1.0]}]
+    result = bench.over_seeds({0: {"dfa": run}, 1: {"dfa": [{**run[0], "matrix_angle": [float("nan"), 40.0]}]}}, "dfa")
+    assert np.isnan(result["matrix_angle_mean"][0]) and np.isnan(result["matrix_angle_std"][0])
+    assert result["matrix_angle_mean"][1] == pytest.approx(35.0)
