@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import table
 
 from minibp import TrainConfig
 from minibp.checkpoint import load_checkpoint
@@ -157,21 +158,31 @@ def main(argv: list[str] | None = None) -> int:
         elif rule == "fa":
             r = found["fa"] = fa_alignment(folder)
             print(f"FA: W = c W₀ + G with c = {r['decay_leaves']:.2e}; angles of B (degrees) to G and to W₀")
-            print(f"  {'layer':<12} {'angle':>6} {'to G':>6} {'to W₀':>6} {'‖c W₀‖/‖W‖':>11}")
-            for a, row in zip(r["last"], r["layers"], strict=True):
-                print(
-                    f"  {row['layer']:<12} {a:6.1f} {row['B_to_learned']:6.1f} {row['B_to_start']:6.1f} "
-                    f"{row['start_share']:11.2e}"
-                )
+            rows = [
+                [
+                    row["layer"],
+                    f"{a:.1f}",
+                    f"{row['B_to_learned']:.1f}",
+                    f"{row['B_to_start']:.1f}",
+                    f"{row['start_share']:.2e}",
+                ]
+                for a, row in zip(r["last"], r["layers"], strict=True)
+            ]
+            print(table(["layer", "angle", "to G", "to W₀", "‖c W₀‖/‖W‖"], rows, "<>>>>"))
         else:
             r = found["kp"] = kp_decay(folder)
             print(f"KP: decay alone leaves {r['decay_leaves']:.2e} of W − Bᵀ over the run")
-            print(f"  {'layer':<12} {'angle':>6} {'‖D‖/‖D₀‖':>10} {'‖W‖/‖W₀‖':>10} {'‖D‖/‖W‖':>9}")
-            for a, row in zip(r["last"], r["layers"], strict=True):
-                print(
-                    f"  {row['layer']:<12} {a:6.1f} {row['D_end_over_D_start']:10.2e} "
-                    f"{row['W_end_over_W_start']:10.3f} {row['D_end_over_W_end']:9.2e}"
-                )
+            rows = [
+                [
+                    row["layer"],
+                    f"{a:.1f}",
+                    f"{row['D_end_over_D_start']:.2e}",
+                    f"{row['W_end_over_W_start']:.3f}",
+                    f"{row['D_end_over_W_end']:.2e}",
+                ]
+                for a, row in zip(r["last"], r["layers"], strict=True)
+            ]
+            print(table(["layer", "angle", "‖D‖/‖D₀‖", "‖W‖/‖W₀‖", "‖D‖/‖W‖"], rows, "<>>>>"))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(found, indent=1) + "\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,13 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "angle_causes.p
 
 @pytest.fixture(scope="module")
 def causes():
-    spec = importlib.util.spec_from_file_location("angle_causes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(SCRIPT.parent))  # the script imports its neighbour, common.py
+    try:
+        spec = importlib.util.spec_from_file_location("angle_causes", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
     return module
 
 
