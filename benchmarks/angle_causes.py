@@ -49,7 +49,7 @@ from minibp.checkpoint import load_checkpoint
 from minibp.metrics import angle, matrix_angles
 from minibp.network import Network
 from minibp.optim import get_schedule
-from minibp.train import build_model, load_data, make_optimizer
+from minibp.train import initial_network, load_data, make_optimizer
 
 MIRROR = {"lr": 0.05, "decay": 0.05, "batch_size": 512, "every": 1, "batches": 1}
 
@@ -75,12 +75,7 @@ def load_run(folder: Path) -> tuple[TrainConfig, Any, Network, Any, Network]:
     x_probe = data.probe(min(config.probe_size, data.n_train))[0]
     example = np.asarray(x_probe[:1].reshape(1, *data.image_shape), dtype=config.dtype)
 
-    def fresh() -> Network:
-        net = build_model(config, data)
-        net.init_feedback(rule, np.random.default_rng([config.seed, 1]), example=example)
-        return net
-
-    start, net = fresh(), fresh()
+    start, net = initial_network(config, data, rule, example), initial_network(config, data, rule, example)
     load_checkpoint(folder / "checkpoint.npz", net, make_optimizer(config), rule)
     return config, rule, net, data, start
 

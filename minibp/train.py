@@ -33,7 +33,7 @@ from .models import CONV_MODELS, conv_model_kwargs, mlp
 from .network import Network
 from .optim import SGD, get_schedule
 from .parallel import Group, weight_checksums, world
-from .rules import RULES
+from .rules import RULES, Rule
 from .runs import JsonLines, Record, StopFlag, check_resumable, check_run_folder, write_json
 from .step import Step, train_step
 from .threads import blas_threads_for
@@ -106,6 +106,19 @@ def build_model(config: TrainConfig, data: BatchSource) -> Network:
     if data.image_shape is None:
         raise ValueError(f"model {config.model!r} needs images, but {data.name} has flat samples: use --model mlp")
     return CONV_MODELS[config.model](data.image_shape, data.n_classes, **conv_model_kwargs(config))
+
+
+def initial_network(config: TrainConfig, data: BatchSource, rule: Rule, example: Any = None) -> Network:
+    """The network a run of ``config`` starts from: :func:`build_model`'s weights and ``rule``'s
+    feedback weights, drawn from the generator ``[config.seed, 1]`` after ``example`` (an input
+    batch, shaped as the network takes it) has shown each layer its input's shape. Training passes
+    one probe example; only rules that shape ``B`` by a layer's input (DFA) need it.
+
+    Training and every tool that rebuilds a run's start (to measure how far a run moved from it)
+    call this, so the two cannot drift apart."""
+    net = build_model(config, data)
+    net.init_feedback(rule, np.random.default_rng([config.seed, 1]), example=example)
+    return net
 
 
 def evaluate(
@@ -254,11 +267,6 @@ def _train(
     if group.size > 1:
         group.check_batch(config.batch_size, data.n_train)
         part["part"] = (group.rank, group.size)
-    net = build_model(config, data)
-    if config.sync_bn and group.size > 1:
-        for layer in net.walk():
-            if isinstance(layer, BatchNorm):
-                layer.group = group  # statistics over the global batch
     rule = config.make_rule()
     opt = make_optimizer(config)
     loss_fn = get_loss(config.loss)
@@ -268,7 +276,11 @@ def _train(
         return xp.asarray(x.reshape(len(x), *sample), dtype=config.dtype), xp.asarray(y)
 
     x_probe, y_probe = to_device(*data.probe(min(config.probe_size, data.n_train)))
-    net.init_feedback(rule, np.random.default_rng([config.seed, 1]), example=x_probe[:1])
+    net = initial_network(config, data, rule, x_probe[:1])
+    if config.sync_bn and group.size > 1:
+        for layer in net.walk():
+            if isinstance(layer, BatchNorm):
+                layer.group = group  # statistics over the global batch
     steps_per_epoch = math.ceil(data.n_train / config.batch_size)
 
     def record(epoch: int, train_loss: float, train_acc: float, seconds: float) -> Record:

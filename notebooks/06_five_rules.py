@@ -47,7 +47,7 @@ import minibp
 from minibp import exercises
 from minibp.optim import get_schedule
 from minibp.plots import RULE_COLORS, plot_angles, rule_label, save_figure
-from minibp.train import build_model
+from minibp.train import initial_network
 
 # These networks are tiny: their matrix products are faster on one BLAS thread than
 # split over several (and much faster on a busy machine).
@@ -281,8 +281,7 @@ def kp_shrink(cfg, n_train):
 
 d_mlp = kp_shrink(mlp_cfg, len(data.x_train))
 
-start_net = build_model(mlp_cfg, data)  # the initial W, from the seed
-start_net.init_feedback(minibp.get_rule("kp"), np.random.default_rng([mlp_cfg.seed, 1]))  # and B, as train() does
+start_net = initial_network(mlp_cfg, data, minibp.get_rule("kp"))  # W and B as train() starts them
 measured = [
     float(np.linalg.norm(end.transpose_weight() - end.B) / np.linalg.norm(first.transpose_weight() - first.B))
     for first, end in zip(start_net.weight_layers, kp_net.weight_layers)

@@ -12,8 +12,8 @@ import pytest
 from minibp import SGD, TrainConfig, TrainingDiverged, compare, train
 from minibp.cli import main
 from minibp.data import Dataset, load_digits
-from minibp.metrics import angle
-from minibp.train import build_model
+from minibp.metrics import angle, matrix_angles
+from minibp.train import build_model, initial_network
 
 SMALL = dict(epochs=2, hidden=(16,), batch_size=64, probe_size=64)
 
@@ -56,6 +56,19 @@ def test_compare_starts_every_rule_from_the_same_weights(digits, tmp_path):
             assert len(r["matrix_angle"]) == 2 and len(r["delta_angle"]) == 1
         assert records[-1] == summary[rule]
     assert "rule" in result.table() and "kp" in result.table()
+
+
+@pytest.mark.parametrize("rule", ["fa", "dfa", "kp"])
+def test_initial_network_is_the_start_a_run_records_at_epoch_0(rule, digits):
+    # epoch 0's angles are measured before the first step, so initial_network must rebuild
+    # the same W and the same B (DFA's shaped by the example's forward pass) from the seed
+    cfg = TrainConfig(rule=rule, model="cnn", epochs=1, batch_size=256, probe_size=64, seed=3)
+    _, history = train(cfg, data=digits, progress=False)
+    example = digits.x_train[:1].reshape(1, *digits.image_shape)
+    start = initial_network(cfg, digits, cfg.make_rule(), example)
+    np.testing.assert_array_equal(matrix_angles(start, cfg.make_rule()), history[0]["matrix_angle"])
+    other = initial_network(dataclasses.replace(cfg, seed=4), digits, cfg.make_rule(), example)
+    assert not np.allclose(matrix_angles(other, cfg.make_rule())[-1], history[0]["matrix_angle"][-1])
 
 
 def test_training_learns_and_kp_aligns(digits):
