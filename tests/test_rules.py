@@ -20,7 +20,7 @@ import pytest
 from conftest import cmp, conv_net_with_rule, local_net_with_rule, mlp_batch, mlp_with_rule
 
 from minibp import SGD, angle, get_rule, matrix_angles, mlp, train_step
-from minibp.layers import BatchNorm, Conv2D, Dense, LocalConv2D, get_activation
+from minibp.layers import BatchNorm, Conv2D, Dense, LocalConv2D, SynapticScaling, get_activation
 from minibp.layers.conv import conv2d_transpose, conv2d_weight_grad
 from minibp.layers.local import local_transpose, local_weight_grad
 from minibp.layers.residual import Residual
@@ -519,6 +519,7 @@ MIRROR_CASES = {  # (what follows the layer, σ, normalize, φ'_s: the mean slop
     "tanh-small-sigma": ("tanh", 0.05, False, 1.0),  # eqs (8)-(10): tanh is linear near 0, φ'(0) = 1
     "relu": ("relu", 1.5, False, 0.5),  # half the Gaussian inputs pass
     "batchnorm": ("batchnorm", 1.5, False, 1.0),  # batch norm follows: mirror mode's φ is the identity
+    "scaling": ("scaling", 1.5, False, 1.0),  # synaptic scaling before a ReLU: the identity too, not ½
     "relu-normalize": ("relu", 1.5, True, None),  # σ² φ'_s divided out
 }
 
@@ -535,7 +536,11 @@ def test_weight_mirror_B_settles_at_the_predicted_multiple(kind, after, sigma, n
     layer = kind.layer(n_in, n_out, rng)
     b = layer.params["b"]
     b[:] = rng.standard_normal(b.shape)  # unequal biases: blocked in mirror mode (eq 12)
-    net = Network([layer, BatchNorm(n_out, dtype="float64") if after == "batchnorm" else get_activation(after)])
+    follows = {
+        "batchnorm": lambda: [BatchNorm(n_out, dtype="float64")],
+        "scaling": lambda: [SynapticScaling(n_out), get_activation("relu")],  # the unit after the scaling
+    }
+    net = Network([layer, *(follows[after]() if after in follows else [get_activation(after)])])
     ratio = 2.0  # η_B / λ_B = 0.04 / 0.02
     rule = WeightMirror(
         sigma=sigma, lr=0.04, decay=0.02, batch_size=kind.mirror_batch_size, normalize=normalize, seed=1

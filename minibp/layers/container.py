@@ -63,7 +63,9 @@ class Container(Layer):
 
     def mirror_pairs(self) -> Iterator[tuple[WeightLayer, Activation]]:
         """Each weight layer with the activation φ right after it (identity if none): the
-        pair that mirror mode drives with noise (Fig 1b)."""
+        pair that mirror mode drives with noise (Fig 1b). A layer whose output goes to a
+        normalisation first (batch norm or synaptic scaling before the unit) is paired with the
+        identity, so its mirror sees the layer's own linear drive and eq (11)'s slope factor is 1."""
         for child in self.children():
             if isinstance(child, Container):
                 yield from child.mirror_pairs()
