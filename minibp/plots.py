@@ -14,12 +14,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .rules import RULES  # noqa: E402
+from .rules import PAPER_RULES, RULES  # noqa: E402
 from .runs import read_plan  # noqa: E402
 
-#: one colour for each of the paper's rules, fixed so every figure reads the same (other rules take
-#: matplotlib's next colours)
-RULE_COLORS = {"bp": "#222222", "fa": "#1f77b4", "ss": "#2ca02c", "wm": "#d62728", "kp": "#ff7f0e"}
+#: one colour for each rule, fixed so every figure reads the same: the paper's five, then the
+#: family's six in matplotlib's remaining "tab10" colours, so that all eleven in one figure differ
+RULE_COLORS = {
+    "bp": "#222222",
+    "fa": "#1f77b4",
+    "ss": "#2ca02c",
+    "wm": "#d62728",
+    "kp": "#ff7f0e",
+    "dfa": "#9467bd",
+    "frsf": "#8c564b",
+    "brsf": "#e377c2",
+    "sa": "#7f7f7f",
+    "aa": "#bcbd22",
+    "ia": "#17becf",
+}
 
 #: what each record of ``metrics.jsonl`` needs for the figures
 PLOTTED = ("epoch", "test_accuracy", "matrix_angle", "delta_angle")
@@ -154,12 +166,18 @@ def _rule_key(label: str) -> str:
 def plot_test_error(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str | Path, title: str = "") -> list[Path]:
     """Fig 3: top-1 test error (%) per epoch, one line per run. Saves ``stem``.png and .pdf."""
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    keys = [_rule_key(label) for label in runs]
+    # each rule its own colour where each appears once; else matplotlib's cycle, 20 colours where needed
+    by_rule = len(set(keys)) == len(keys) and all(k in RULE_COLORS for k in keys)
+    if not by_rule and len(runs) > 10:
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for label, hist in runs.items():
         rule = _rule_key(label)
         ax.plot(
             [r["epoch"] for r in hist],
             [100 * (1 - r["test_accuracy"]) for r in hist],
-            color=RULE_COLORS.get(rule) if len(runs) <= len(RULE_COLORS) else None,
+            color=RULE_COLORS.get(rule) if by_rule else None,
+            ls="-" if rule in PAPER_RULES or not by_rule else "--",  # the paper's rules solid, the family's dashed
             lw=1.8,
             label=rule_label(label),
         )
@@ -171,7 +189,10 @@ def plot_test_error(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str |
     ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
     ax.set_title(title or "Test error", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(frameon=False)
+    if len(runs) > 5:  # beside the axes, where it hides no line
+        ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    else:
+        ax.legend(frameon=False)
     return _save_both(fig, Path(stem))
 
 

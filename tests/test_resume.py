@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import matplotlib
 import numpy as np
 import pytest
 
@@ -251,6 +252,26 @@ def test_plot_draws_fig3_and_fig4_from_run_folders(digits, tmp_path, capsys):
     assert sorted(runs) == ["a/kp", "b/kp"] and len(runs["a/kp"]) == 4
     assert main(["plot", str(tmp_path / "nothing")]) == 2
     assert "holds no metrics.jsonl" in capsys.readouterr().err
+
+
+def test_fig3_gives_every_rule_its_own_colour_and_never_repeats_one(tmp_path, monkeypatch):
+    from minibp import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save_both", lambda fig, stem: drawn.append(fig) or [])
+    history = [{"epoch": e, "test_accuracy": 0.5 + 0.1 * e} for e in range(3)]
+
+    def colours(labels):
+        plots.plot_test_error({label: history for label in labels}, tmp_path / "fig3")
+        lines = drawn.pop().axes[0].get_lines()
+        return [matplotlib.colors.to_hex(line.get_color()) for line in lines]
+
+    every = list(RULES)
+    assert len(every) == 11 and colours(every) == [plots.RULE_COLORS[r] for r in every]
+    assert colours(["wm", "dfa", "kp"]) == [plots.RULE_COLORS[r] for r in ("wm", "dfa", "kp")]
+    # the same rules from two folders: matplotlib's cycle, of 20 colours for 12 lines (10 would repeat)
+    twice = [f"{d}/{r}" for d in ("a", "b") for r in every[:6]]
+    assert len(set(colours(twice))) == len(twice) == 12
 
 
 def test_a_fresh_start_never_overwrites_an_unfinished_run(digits, tmp_path):
