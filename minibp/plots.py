@@ -186,7 +186,10 @@ def plot_test_error(runs: Mapping[str, Sequence[Mapping[str, Any]]], stem: str |
     ax.set_ylabel("top-1 test error (%)")
     ax.set_yscale("log")  # the untrained network's 90 % and the last epochs' few % on one axis
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+    low, high = ax.get_ylim()
+    leading = "23456789" if high / low < 10 else "25"  # within a decade every minor tick gets its number
+    label = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in leading else "")
+    ax.yaxis.set_minor_formatter(label)
     ax.set_title(title or "Test error", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     if len(runs) > 5:  # beside the axes, where it hides no line
