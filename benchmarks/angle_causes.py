@@ -128,6 +128,16 @@ def fa_alignment(folder: Path) -> dict[str, Any]:
     return {"decay_leaves": c, "last": matrix_angles(net, rule), "layers": rows}
 
 
+def layer_table(found: dict[str, Any], columns: list[tuple[str, str, str]]) -> str:
+    """One line per layer of ``found`` (:func:`kp_decay`'s or :func:`fa_alignment`'s): its name, its
+    last matrix angle, then each ``(header, key of the layer's row, format spec)`` of ``columns``."""
+    rows = [
+        [row["layer"], f"{a:.1f}", *(format(row[key], spec) for _, key, spec in columns)]
+        for a, row in zip(found["last"], found["layers"], strict=True)
+    ]
+    return table(["layer", "angle", *(header for header, _, _ in columns)], rows, "<>" + ">" * len(columns))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="a comparison's --out folder")
@@ -153,31 +163,29 @@ def main(argv: list[str] | None = None) -> int:
         elif rule == "fa":
             r = found["fa"] = fa_alignment(folder)
             print(f"FA: W = c W₀ + G with c = {r['decay_leaves']:.2e}; angles of B (degrees) to G and to W₀")
-            rows = [
-                [
-                    row["layer"],
-                    f"{a:.1f}",
-                    f"{row['B_to_learned']:.1f}",
-                    f"{row['B_to_start']:.1f}",
-                    f"{row['start_share']:.2e}",
-                ]
-                for a, row in zip(r["last"], r["layers"], strict=True)
-            ]
-            print(table(["layer", "angle", "to G", "to W₀", "‖c W₀‖/‖W‖"], rows, "<>>>>"))
+            print(
+                layer_table(
+                    r,
+                    [
+                        ("to G", "B_to_learned", ".1f"),
+                        ("to W₀", "B_to_start", ".1f"),
+                        ("‖c W₀‖/‖W‖", "start_share", ".2e"),
+                    ],
+                )
+            )
         else:
             r = found["kp"] = kp_decay(folder)
             print(f"KP: decay alone leaves {r['decay_leaves']:.2e} of W − Bᵀ over the run")
-            rows = [
-                [
-                    row["layer"],
-                    f"{a:.1f}",
-                    f"{row['D_end_over_D_start']:.2e}",
-                    f"{row['W_end_over_W_start']:.3f}",
-                    f"{row['D_end_over_W_end']:.2e}",
-                ]
-                for a, row in zip(r["last"], r["layers"], strict=True)
-            ]
-            print(table(["layer", "angle", "‖D‖/‖D₀‖", "‖W‖/‖W₀‖", "‖D‖/‖W‖"], rows, "<>>>>"))
+            print(
+                layer_table(
+                    r,
+                    [
+                        ("‖D‖/‖D₀‖", "D_end_over_D_start", ".2e"),
+                        ("‖W‖/‖W₀‖", "W_end_over_W_start", ".3f"),
+                        ("‖D‖/‖W‖", "D_end_over_W_end", ".2e"),
+                    ],
+                )
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(found, indent=1) + "\n")
